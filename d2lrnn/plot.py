@@ -1,0 +1,57 @@
+"""Plots: perplexity curves shared by the notebooks and the command line."""
+
+
+def _as_dict(histories):
+    """Accept one History or a {label: History} mapping."""
+    return histories if isinstance(histories, dict) else {"": histories}
+
+
+def plot_perplexity(histories, ax=None, title="Perplexity per epoch", logy=True, baseline=None):
+    """Plot training (solid) and held-out (dashed) perplexity; returns the matplotlib Axes."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for label, h in _as_dict(histories).items():
+        name = f"{label} " if label else ""
+        line, = ax.plot(h.epoch, h.perplexity, label=f"{name}train")
+        if h.val_perplexity:
+            ax.plot(h.epoch, h.val_perplexity, "--", color=line.get_color(), label=f"{name}held-out")
+    if baseline is not None:
+        ax.axhline(baseline, color="gray", lw=0.8, ls=":", label=f"uniform guess ({baseline})")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("perplexity")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def save_perplexity_plot(history, path, baseline=None):
+    """Draw the perplexity curve into a PNG file without needing a display."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.5), tight_layout=True)
+    plot_perplexity(history, ax=fig.add_subplot(), baseline=baseline)
+    fig.savefig(path, dpi=120)
+
+
+class LivePlot:
+    """Redraw the perplexity curve in place while a notebook trains."""
+
+    def __init__(self):
+        self.handle = None
+
+    def __call__(self, history):
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        plot_perplexity(history, ax=ax)
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)

@@ -1,0 +1,161 @@
+"""Data: corpus lookup and download, vocabulary, iterators, one-hot."""
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import d2lrnn
+from d2lrnn import data
+
+
+def test_time_machine_matches_the_lecture(corpus_dir):
+    corpus, char_to_idx, idx_to_char, vocab_size = d2lrnn.load_data_time_machine(data_dir=corpus_dir)
+    assert vocab_size == len(idx_to_char) == len(char_to_idx) == 43
+    assert len(corpus) == 10000
+    text = "".join(idx_to_char[i] for i in corpus)
+    assert text.startswith("the time machine, by h. g. wells [1898]")
+    assert "\n" not in text and text == text.lower()
+    assert idx_to_char == sorted(idx_to_char)
+
+
+def test_vocabulary_does_not_depend_on_hash_seed(corpus_dir):
+    code = "import d2lrnn; print(d2lrnn.load_data_time_machine()[2])"
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed, "D2LRNN_DATA_DIR": str(corpus_dir)}
+                           ).stdout for seed in ("1", "2", "3")}
+    assert len(outs) == 1
+
+
+def test_corpus_from_text_lowercases_and_joins_lines():
+    corpus, char_to_idx, idx_to_char, v = d2lrnn.corpus_from_text("Ab\nba\r", num_chars=4)
+    assert idx_to_char == [" ", "a", "b"] and v == 3
+    assert corpus == [1, 2, 0, 2]
+
+
+def test_word_level_maps_rare_words_to_unk():
+    corpus, w2i, i2w, v = d2lrnn.corpus_from_text("the cat the dog the cat", token="word")
+    assert i2w == ["<unk>", "cat", "the"]
+    assert [i2w[i] for i in corpus] == ["the", "cat", "the", "<unk>", "the", "cat"]
+
+
+def test_empty_text_and_bad_token_are_errors():
+    with pytest.raises(ValueError, match="empty"):
+        d2lrnn.corpus_from_text("   ", token="word")
+    with pytest.raises(ValueError, match="'char' or 'word'"):
+        d2lrnn.corpus_from_text("abc", token="byte")
+
+
+@pytest.mark.parametrize("content, message", [(None, "not found"), ("", "empty"), (b"\xff\xfe", "not UTF-8")])
+def test_read_text_errors(tmp_path, content, message):
+    path = tmp_path / "t.txt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        data.read_text(path)
+
+
+def test_random_iterator_windows_are_shifted_and_disjoint():
+    corpus = list(range(50))
+    starts = []
+    batches = list(d2lrnn.data_iter_random(corpus, 2, 6))
+    assert len(batches) == (49 // 6) // 2
+    for X, Y in batches:
+        assert X.shape == Y.shape == (2, 6)
+        np.testing.assert_array_equal(Y.asnumpy(), X.asnumpy() + 1)  # corpus[i] == i
+        starts += [int(x) for x in X[:, 0].asnumpy()]
+    assert all(s % 6 == 0 for s in starts) and len(set(starts)) == len(starts)
+
+
+def test_consecutive_iterator_continues_each_row():
+    corpus = list(range(100))
+    batches = list(d2lrnn.data_iter_consecutive(corpus, 3, 4))
+    assert len(batches) == (100 // 3 - 1) // 4
+    for (X1, Y1), (X2, _) in zip(batches, batches[1:]):
+        np.testing.assert_array_equal(Y1.asnumpy(), X1.asnumpy() + 1)
+        np.testing.assert_array_equal(X2[:, 0].asnumpy(), X1[:, -1].asnumpy() + 1)
+
+
+@pytest.mark.parametrize("it", [d2lrnn.data_iter_random, d2lrnn.data_iter_consecutive])
+def test_num_steps_longer_than_corpus_is_a_clear_error(it):
+    with pytest.raises(ValueError, match="too short .* num_steps=64"):
+        next(it(list(range(40)), 2, 64))
+
+
+def test_to_onehot_shapes_and_values():
+    X = mx.nd.arange(10).reshape((2, 5))
+    inputs = d2lrnn.to_onehot(X, 43)
+    assert len(inputs) == 5 and all(x.shape == (2, 43) for x in inputs)
+    assert inputs[2][1, 7] == 1 and inputs[2].sum() == 2
+
+
+# --- finding and downloading the corpus -------------------------------------------------------
+
+@pytest.fixture
+def no_local_copies(tmp_path, monkeypatch):
+    """No corpus in the environment variable's folder or the repository's data/."""
+    monkeypatch.delenv("D2LRNN_DATA_DIR", raising=False)
+    monkeypatch.setattr(data, "REPO_DATA_DIR", tmp_path / "repo-data")
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serve files from a temporary folder on 127.0.0.1; yields (folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_lookup_order_argument_then_environment(corpus_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("D2LRNN_DATA_DIR", str(corpus_dir))
+    assert data.get_corpus_path() == corpus_dir / "timemachine.txt"
+    bad = tmp_path / "arg"
+    bad.mkdir()
+    (bad / "timemachine.txt").write_text("not the book")
+    with pytest.raises(data.DataError, match="sha1"):  # the argument comes first, and is checked
+        data.get_corpus_path(bad)
+
+
+def test_a_corrupt_local_copy_is_refused(no_local_copies, tmp_path):
+    (tmp_path / "timemachine.txt").write_text("tampered")
+    with pytest.raises(data.DataError, match=f"expected {data.DATA_SHA1}"):
+        d2lrnn.load_data_time_machine(data_dir=tmp_path)
+
+
+def test_download_verifies_and_caches(corpus_dir, no_local_copies, http_server):
+    root, base = http_server
+    (root / "timemachine.txt").write_bytes((corpus_dir / "timemachine.txt").read_bytes())
+    path = data.get_corpus_path(url=f"{base}/timemachine.txt")
+    assert path.parent == data.cache_dir() and data._sha1(path) == data.DATA_SHA1
+    (root / "timemachine.txt").unlink()  # the second lookup must come from the cache
+    assert data.get_corpus_path(url=f"{base}/timemachine.txt") == path
+    assert d2lrnn.load_data_time_machine()[3] == 43
+
+
+def test_download_with_wrong_checksum_is_refused_and_not_kept(no_local_copies, http_server):
+    root, base = http_server
+    (root / "timemachine.txt").write_text("an impostor")
+    with pytest.raises(data.DataError, match="checksum"):
+        data.get_corpus_path(url=f"{base}/timemachine.txt")
+    assert not (data.cache_dir() / "timemachine.txt").exists()
+
+
+def test_offline_error_says_what_to_do(no_local_copies, http_server):
+    _, base = http_server
+    with pytest.raises(data.DataError) as err:
+        data.get_corpus_path(url=f"{base}/missing.txt")
+    msg = str(err.value)
+    assert f"{base}/missing.txt" in msg and data.DATA_SHA1 in msg and "D2LRNN_DATA_DIR" in msg

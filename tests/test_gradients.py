@@ -1,0 +1,155 @@
+"""Gradients through time: autograd against finite differences, and exact exploding/vanishing cases."""
+import numpy as np
+import pytest
+
+import d2lrnn  # noqa: F401  (numpy shim before MXNet)
+import mxnet as mx
+from mxnet import autograd, nd
+from mxnet.gluon import loss as gloss
+
+from d2lrnn.data import to_onehot
+from d2lrnn.gated import get_gru_params, get_lstm_params, gru, init_gru_state, init_lstm_state, lstm
+from d2lrnn.gradients import param_grad_norms, state_grad_norms
+from d2lrnn.model import get_params, init_rnn_state, rnn
+
+V, HID = 4, 3
+SEQ = [0, 2, 1, 3, 3, 0, 1]  # 6 inputs, the loss is on the 7th token
+MODELS = [(get_params, init_rnn_state, rnn), (get_gru_params, init_gru_state, gru),
+          (get_lstm_params, init_lstm_state, lstm)]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    mx.random.seed(0)
+    np.random.seed(0)
+
+
+def _random_params(get, scale=0.8):
+    params = get(V, HID, mx.cpu())
+    for p in params:
+        p[:] = nd.array(np.random.normal(scale=scale, size=p.shape))
+    return params
+
+
+def _last_loss64(model, params64, state64, seq):
+    """Last-step cross-entropy in float64, reading seq[:-1] one step at a time from state64."""
+    X = [nd.one_hot(nd.array([i], dtype="float64"), V, dtype="float64") for i in seq[:-1]]
+    outputs, _ = model(X, state64, params64)
+    logits = outputs[-1].asnumpy()[0]
+    return np.log(np.exp(logits - logits.max()).sum()) + logits.max() - logits[seq[-1]]
+
+
+def _fd_norms(model, params, n_state, seq, h=1e-5):
+    """Central-difference |d loss / d state entering step j| for every j, oldest first (float64)."""
+    params64 = [p.astype("float64") for p in params]
+    norms = []
+    for j in range(len(seq) - 1):
+        head = seq[:j + 1]  # the steps before j, then the state entering step j is perturbed
+        zero = tuple(nd.zeros((1, HID), dtype="float64") for _ in range(n_state))
+        prefix_state = zero if j == 0 else model(
+            [nd.one_hot(nd.array([i], dtype="float64"), V, dtype="float64") for i in head[:-1]],
+            zero, params64)[1]
+        sq = 0.0
+        for c in range(n_state):
+            for u in range(HID):
+                vals = []
+                for sign in (1, -1):
+                    state = [s.copy() for s in prefix_state]
+                    state[c][0, u] += sign * h
+                    vals.append(_last_loss64(model, params64, tuple(state), seq[j:]))
+                sq += ((vals[0] - vals[1]) / (2 * h)) ** 2
+        norms.append(np.sqrt(sq))
+    return np.array(norms)[::-1]  # distance back from the last step, like state_grad_norms
+
+
+@pytest.mark.parametrize("get, init, model", MODELS)
+def test_state_grad_norms_match_finite_differences(get, init, model):
+    params = _random_params(get)
+    got = state_grad_norms(model, params, init, HID, V, mx.cpu(), SEQ)
+    expected = _fd_norms(model, params, len(init(1, HID, mx.cpu())), SEQ)
+    assert got.shape == (len(SEQ) - 1,)
+    assert expected.min() > 1e-4  # the check is not vacuous
+    np.testing.assert_allclose(got, expected, rtol=2e-3, atol=1e-6)
+
+
+def _linear_regime_rnn(a):
+    """Lecture rnn with W_xh = 0, b_h = 0, W_hh = a*I: H stays 0, so each step back multiplies by a."""
+    params = _random_params(get_params)
+    params[0][:] = 0
+    params[1][:] = nd.array(a * np.eye(HID))
+    params[2][:] = 0
+    W_hq, b_q = params[3].asnumpy().astype(np.float64), params[4].asnumpy().astype(np.float64)
+    p = np.exp(b_q - b_q.max())
+    p /= p.sum()
+    p[SEQ[-1]] -= 1                      # d loss / d logits = softmax - one_hot(target)
+    return params, np.linalg.norm(W_hq @ p)  # |d loss / d H_T|
+
+
+@pytest.mark.parametrize("a", [2.0, 0.5])
+def test_exploding_and_vanishing_are_exact_powers(a):
+    params, g_T = _linear_regime_rnn(a)
+    got = state_grad_norms(rnn, params, init_rnn_state, HID, V, mx.cpu(), SEQ)
+    k = np.arange(len(SEQ) - 1)
+    np.testing.assert_allclose(got, g_T * a ** (k + 1), rtol=1e-5)
+
+
+def test_clipping_caps_every_step_and_is_inactive_when_large():
+    seq = [0, 1] * 8
+    params, g_T = _linear_regime_rnn(2.0)
+    theta = 4 * g_T
+    free = state_grad_norms(rnn, params, init_rnn_state, HID, V, mx.cpu(), seq)
+    clipped = state_grad_norms(rnn, params, init_rnn_state, HID, V, mx.cpu(), seq, clip_theta=theta)
+    assert free[-1] > 1000 * theta  # it really explodes without clipping
+    np.testing.assert_allclose(clipped, np.minimum(free, theta), rtol=1e-5)
+    loose = state_grad_norms(rnn, params, init_rnn_state, HID, V, mx.cpu(), seq, clip_theta=1e9)
+    np.testing.assert_allclose(loose, free, rtol=1e-6)
+
+
+def test_lstm_clipping_uses_the_joint_norm_of_h_and_c():
+    params = _random_params(get_lstm_params, scale=2.0)
+    free = state_grad_norms(lstm, params, init_lstm_state, HID, V, mx.cpu(), SEQ)
+    theta = free.max() / 3
+    clipped = state_grad_norms(lstm, params, init_lstm_state, HID, V, mx.cpu(), SEQ, clip_theta=theta)
+    assert clipped.max() <= theta * (1 + 1e-5)
+    np.testing.assert_allclose(clipped[0], min(free[0], theta), rtol=1e-5)
+
+
+def _reference_param_norm(model, params, init, n):
+    """Global gradient norm of the mean training loss, the lecture's way (backward into p.grad)."""
+    X = nd.array([SEQ[:n]])
+    with autograd.record():
+        outputs, _ = model(to_onehot(X, V), init(1, HID, mx.cpu()), params)
+        loss = gloss.SoftmaxCrossEntropyLoss()(nd.concat(*outputs, dim=0), nd.array(SEQ[1:n + 1])).mean()
+    loss.backward()
+    return np.sqrt(sum(float((p.grad ** 2).sum().asscalar()) for p in params))
+
+
+@pytest.mark.parametrize("get, init, model", MODELS)
+def test_param_grad_norms_match_backward_and_leave_grads_alone(get, init, model):
+    params = _random_params(get)
+    for p in params:
+        p.grad[:] = 7
+    got = param_grad_norms(model, params, init, HID, V, mx.cpu(), SEQ, [1, 3, 6])
+    assert all((p.grad.asnumpy() == 7).all() for p in params)
+    state_grad_norms(model, params, init, HID, V, mx.cpu(), SEQ)
+    assert all((p.grad.asnumpy() == 7).all() for p in params)
+    expected = [_reference_param_norm(model, params, init, n) for n in (1, 3, 6)]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_bad_lengths_are_value_errors():
+    params = get_params(V, HID, mx.cpu())
+    with pytest.raises(ValueError, match="at least 2"):
+        state_grad_norms(rnn, params, init_rnn_state, HID, V, mx.cpu(), [1])
+    with pytest.raises(ValueError, match="num_steps"):
+        param_grad_norms(rnn, params, init_rnn_state, HID, V, mx.cpu(), SEQ, [len(SEQ)])
+
+
+@pytest.mark.parametrize("get, init, model", MODELS)
+def test_runs_on_the_given_context(get, init, model):
+    ctx = mx.cpu(1)
+    params = get(V, HID, ctx)
+    norms = state_grad_norms(model, params, init, HID, V, ctx, SEQ, clip_theta=1.0)
+    assert norms.shape == (len(SEQ) - 1,) and np.isfinite(norms).all()
+    assert param_grad_norms(model, params, init, HID, V, ctx, SEQ, [2]).shape == (1,)
+    assert all(p.context == ctx and p.grad.context == ctx for p in params)
