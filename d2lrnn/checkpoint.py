@@ -16,11 +16,15 @@ def save_checkpoint(directory, params, idx_to_char, config, history=None):
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    nd.save(str(tmp / PARAMS_FILE), {f"param{i:02d}": p for i, p in enumerate(params)})
-    (tmp / VOCAB_FILE).write_text(json.dumps(list(idx_to_char), ensure_ascii=False))
-    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-    if history is not None:
-        history.to_csv(tmp / "history.csv")
+    try:
+        nd.save(str(tmp / PARAMS_FILE), {f"param{i:02d}": p for i, p in enumerate(params)})
+        (tmp / VOCAB_FILE).write_text(json.dumps(list(idx_to_char), ensure_ascii=False))
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+        if history is not None:
+            history.to_csv(tmp / "history.csv")
+    except BaseException:  # a half-written checkpoint must never replace a whole one
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     old = directory.with_name(f".{directory.name}-old")
     if directory.exists():
         os.replace(directory, old)

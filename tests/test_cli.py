@@ -94,3 +94,39 @@ def test_module_entry_point_exits_nonzero_without_traceback(tmp_path):
                           capture_output=True, text=True, env=os.environ.copy())
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == f"error: text file not found: {tmp_path / 'missing.txt'}"
+
+
+@pytest.mark.parametrize("model", ["gru", "lstm"])
+def test_gated_models_train_and_generate(tmp_path, text_file, model, capsys):
+    out = tmp_path / model
+    assert main(["train", "--text", str(text_file), "--model", model, "--out", str(out), *FAST]) == 0
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(out), "--prefix", "the", "--length", "5"]) == 0
+    assert len(capsys.readouterr().out.rstrip("\n")) == 8
+
+
+def test_generate_sampling_is_seeded(trained, capsys):
+    args = ["generate", "--checkpoint", str(trained / "checkpoint"), "--prefix", "the", "--length", "40",
+            "--temperature", "2.0", "--top-k", "5"]
+    texts = []
+    for seed in ("1", "1", "2"):
+        assert main(args + ["--seed", seed]) == 0
+        texts.append(capsys.readouterr().out)
+    assert texts[0] == texts[1] != texts[2]
+    assert "temperature must be > 0" in _error(capsys, args[:-4] + ["--temperature", "0"])
+
+
+def test_a_failed_save_keeps_the_old_checkpoint(trained, monkeypatch):
+    from d2lrnn import checkpoint
+
+    before = (trained / "checkpoint" / "params.nd").read_bytes()
+    params, vocab, _, config = checkpoint.load_checkpoint(trained, __import__("mxnet").cpu())
+
+    def broken(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.nd, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save_checkpoint(trained / "checkpoint", params, vocab, config)
+    assert (trained / "checkpoint" / "params.nd").read_bytes() == before
+    assert sorted(p.name for p in trained.iterdir() if p.name.startswith(".")) == []
