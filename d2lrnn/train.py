@@ -60,10 +60,17 @@ class History:
         return h
 
 
+def perplexity(mean_loss):
+    """exp of the mean cross-entropy; inf once training has diverged (instead of OverflowError)."""
+    return math.exp(mean_loss) if mean_loss < 709 else math.inf
+
+
 def grad_clipping(params, theta, ctx):
     """Rescale all gradients so their global L2 norm is at most theta (no host sync)."""
     if not theta > 0:
         raise ValueError(f"clipping_theta must be positive, got {theta}")
+    if theta == math.inf:  # no clipping
+        return
     norm = nd.sqrt(nd.add_n(*[(p.grad ** 2).sum() for p in params]))  # (1,), stays on the device
     scale = theta / nd.maximum(norm, theta)  # 1 when norm <= theta, else theta / norm
     for p in params:
@@ -112,7 +119,7 @@ def train_epoch(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctx, corpu
         sgd(params, lr, 1)  # l is already a mean over the minibatch
         loss_sum = loss_sum + l * y.size
         n += y.size
-    return math.exp(loss_sum.asscalar() / n)
+    return perplexity(loss_sum.asscalar() / n)
 
 
 def evaluate_perplexity(rnn, params, init_rnn_state, num_hiddens, vocab_size, ctx, corpus_indices,
@@ -125,7 +132,7 @@ def evaluate_perplexity(rnn, params, init_rnn_state, num_hiddens, vocab_size, ct
         outputs, state = rnn(to_onehot(X, vocab_size), state, params)
         loss_sum = loss_sum + loss(nd.concat(*outputs, dim=0), Y.T.reshape((-1,))).sum()
         n += Y.size
-    return math.exp(loss_sum.asscalar() / n)
+    return perplexity(loss_sum.asscalar() / n)
 
 
 def _report(log, epoch, history, samples):
@@ -194,7 +201,7 @@ def train_epoch_gluon(model, trainer, vocab_size, ctx, corpus_indices, num_steps
         trainer.step(1)
         loss_sum = loss_sum + l * y.size
         n += y.size
-    return math.exp(loss_sum.asscalar() / n)
+    return perplexity(loss_sum.asscalar() / n)
 
 
 def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indices, idx_to_char,

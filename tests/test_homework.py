@@ -1,6 +1,7 @@
 """Homework scaffolding: every master in notebooks/homework/ builds with otter assign, its solutions
 pass all tests, its untouched student notebook scores below full marks on every question, and no
 solution code, hidden test or marker leaks into the student notebook."""
+import argparse
 import ast
 import importlib.util
 import re
@@ -113,6 +114,40 @@ def test_student_notebook_has_no_solutions_hidden_tests_or_markers(built):
     assert not leaked_tests, f"hidden tests in the student notebook: {leaked_tests}"
 
 
+def test_student_notebook_has_no_colab_placeholder(built):
+    assert built["ok"], built["log"][-4000:]
+    assert build_homework.PLACEHOLDER not in built["student"].read_text()
+
+
+def _badge_notebook():
+    """A small notebook with the masters' placeholder badge cell."""
+    return nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("<!-- colab-badge: a note for instructors -->\n"
+                                      "[![Open In Colab](badge.svg)](COLAB_LINK_PLACEHOLDER)\n\n# Homework"),
+        nbformat.v4.new_code_cell("x = 1  # COLAB_LINK_PLACEHOLDER in code stays")])
+
+
+@pytest.mark.parametrize("spec, path", [("me/hw", "me/hw/blob/main/hw1.ipynb"),
+                                        ("me/hw@fall24", "me/hw/blob/fall24/hw1.ipynb"),
+                                        ("me/hw/students", "me/hw/blob/main/students/hw1.ipynb"),
+                                        ("me/hw@fall24/a/b/", "me/hw/blob/fall24/a/b/hw1.ipynb")])
+def test_colab_repo_links_the_badge_to_the_published_student_notebook(spec, path):
+    nb = build_homework.set_colab_badge(_badge_notebook(), build_homework.colab_base(spec) + "hw1.ipynb")
+    url = "https://colab.research.google.com/github/" + path
+    assert nb.cells[0].source == f"[![Open In Colab](badge.svg)]({url})\n\n# Homework"
+    assert nb.cells[1].source == _badge_notebook().cells[1].source
+
+
+def test_without_colab_repo_the_badge_is_dropped():
+    assert build_homework.set_colab_badge(_badge_notebook()).cells[0].source == "# Homework"
+
+
+@pytest.mark.parametrize("spec", ["hw", "me/hw@", "https://github.com/me/hw"])
+def test_colab_repo_must_be_owner_slash_repo(spec):
+    with pytest.raises(argparse.ArgumentTypeError):
+        build_homework.colab_base(spec)
+
+
 def test_student_notebook_keeps_signatures_and_docstrings(built):
     assert built["ok"], built["log"][-4000:]
     master = nbformat.read(ROOT / "notebooks" / "homework" / built["student"].name, as_version=4)
@@ -123,3 +158,15 @@ def test_student_notebook_keeps_signatures_and_docstrings(built):
     for d in defs:
         assert d in student_code, f"{d} is missing from the student notebook"
     assert student_code.count("raise NotImplementedError") >= len(defs)
+
+
+@pytest.mark.parametrize("master", MASTERS, ids=[m.stem for m in MASTERS])
+def test_master_uses_the_shared_colab_setup_and_skips_it_when_grading(master):
+    from d2lrnn import colab
+
+    nb = nbformat.read(master, as_version=4)
+    setup = [c for c in nb.cells if "colab-setup" in c.metadata.get("tags", [])]
+    assert len(setup) == 1, "one code cell tagged colab-setup"
+    assert setup[0].source.startswith(colab.setup_cell_source()), "out of date with d2lrnn.colab"
+    assert "otter-grader" in setup[0].source, "students need otter-grader on Colab for grader.check"
+    assert "otter_ignore" in setup[0].metadata["tags"], "grading must not run the Colab install"

@@ -123,7 +123,6 @@ for number in plt.get_fignums():
 print("FIGURES", len(plt.get_fignums()))"""
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs(path, kernel_env, tmp_path):
     """Execute the notebook top to bottom in fast mode (in a scratch folder); it must draw a figure."""

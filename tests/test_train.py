@@ -143,3 +143,21 @@ def test_gluon_training_learns(tiny):
     h = d2lrnn.train_and_predict_rnn_gluon(model, 32, vocab, mx.cpu(), corpus, idx_to_char, char_to_idx, 10,
                                            8, 10.0, 0.1, 4, 100, 10, ["the"], log=lambda *a: None)
     assert h.perplexity[-1] < 0.75 * h.perplexity[0]
+
+
+def test_infinite_theta_means_no_clipping():
+    params = _with_grads([3e6, 4e6])
+    d2lrnn.grad_clipping(params, math.inf, mx.cpu())
+    np.testing.assert_array_equal(params[0].grad.asnumpy(), [3e6, 4e6])
+
+
+def test_diverged_training_reports_infinite_perplexity(tiny):
+    from d2lrnn.train import perplexity
+
+    assert perplexity(0.0) == 1.0 and perplexity(1e4) == math.inf
+    corpus, char_to_idx, idx_to_char, vocab = tiny
+    d2lrnn.set_seed(0)
+    h = d2lrnn.train_and_predict_rnn(d2lrnn.rnn, d2lrnn.get_params, d2lrnn.init_rnn_state, 32, vocab, mx.cpu(),
+                                     corpus, idx_to_char, char_to_idx, True, 4, 8, 1e6, math.inf, 4, 100, 10,
+                                     ["the"], log=lambda *a: None)
+    assert len(h.perplexity) == 4 and h.perplexity[-1] > 1e3

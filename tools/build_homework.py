@@ -3,6 +3,7 @@
     python tools/build_homework.py                 # every master -> dist/homework/<name>/
     python tools/build_homework.py hw1_rnn_mechanics --out /tmp/hw
     python tools/build_homework.py --grade dist/homework/hw1_rnn_mechanics/student/hw1_rnn_mechanics.ipynb
+    python tools/build_homework.py --colab-repo me/rnn-homework@fall24/hw   # Colab badges, see below
 
 For each master `notebooks/homework/<name>.ipynb` otter writes
 
@@ -16,10 +17,17 @@ For each master `notebooks/homework/<name>.ipynb` otter writes
 and then grades the solution notebook with all tests, public and hidden: the build fails unless it
 gets full marks. Needs the `[instructor]` extra (otter-grader, ipykernel). The notebooks' kernels
 import d2lrnn from this checkout and read the corpus from $D2LRNN_DATA_DIR if it is set.
+
+The masters' Colab badge links to COLAB_LINK_PLACEHOLDER: the student notebooks only exist once
+built, and a link to the master would show the solutions. With `--colab-repo OWNER/REPO[@BRANCH][/SUBDIR]`
+(branch `main` by default) the badge of each student notebook opens
+https://colab.research.google.com/github/OWNER/REPO/blob/BRANCH/SUBDIR/<name>.ipynb, so publish the
+student notebooks there; without it the badge is removed.
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,10 +35,37 @@ import tempfile
 import time
 from pathlib import Path
 
+import nbformat
+
 ROOT = Path(__file__).resolve().parent.parent
 MASTERS = ROOT / "notebooks" / "homework"
 OUT = ROOT / "dist" / "homework"
 PASSED = "All autograder tests passed."  # what `otter assign -v` logs once the solutions pass
+PLACEHOLDER = "COLAB_LINK_PLACEHOLDER"  # the link in the masters' Colab badge
+
+
+def colab_base(spec):
+    """'OWNER/REPO[@BRANCH][/SUBDIR]' -> the Colab URL that a notebook's file name completes."""
+    m = re.fullmatch(r"([\w.-]+)/([\w.-]+)(?:@([^/]+))?(?:/(.+))?", spec)
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected OWNER/REPO[@BRANCH][/SUBDIR], got {spec!r}")
+    owner, repo, branch, subdir = m.groups()
+    subdir = (subdir or "").strip("/")
+    return f"https://colab.research.google.com/github/{owner}/{repo}/blob/{branch or 'main'}/" + (
+        f"{subdir}/" if subdir else "")
+
+
+def set_colab_badge(nb, url=None):
+    """Point `nb`'s placeholder Colab badge at `url`, or drop the badge if `url` is None; returns `nb`."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and PLACEHOLDER in cell.source:
+            lines = [line for line in cell.source.split("\n") if not line.startswith("<!-- colab-badge")]
+            if url:
+                lines = [line.replace(PLACEHOLDER, url) for line in lines]
+            else:
+                lines = [line for line in lines if PLACEHOLDER not in line]
+            cell.source = "\n".join(lines).lstrip("\n")
+    return nb
 
 
 def find_masters(folder=MASTERS, names=None):
@@ -52,8 +87,8 @@ def _env():
     return env
 
 
-def build(master, out_root=OUT, run_tests=True):
-    """Run `otter assign` on one master into out_root/<stem>; return a dict describing the result."""
+def build(master, out_root=OUT, run_tests=True, colab_url=None):
+    """Run `otter assign` on one master into out_root/<stem> (badge link: colab_url + name, or none)."""
     master = Path(master).resolve()
     out = Path(out_root).resolve() / master.stem
     if out.exists():
@@ -65,6 +100,10 @@ def build(master, out_root=OUT, run_tests=True):
     proc = subprocess.run(cmd, env=_env(), cwd=master.parent, capture_output=True, text=True)
     log = proc.stdout + proc.stderr
     zips = sorted((out / "autograder").glob("*-autograder_*.zip")) if out.exists() else []
+    student = out / "student" / master.name
+    if student.is_file():
+        url = colab_url and colab_url + student.name
+        nbformat.write(set_colab_badge(nbformat.read(student, as_version=4), url), student)
     return {
         "name": master.stem,
         "ok": proc.returncode == 0 and (not run_tests or PASSED in log),
@@ -72,7 +111,7 @@ def build(master, out_root=OUT, run_tests=True):
         "returncode": proc.returncode,
         "seconds": time.time() - start,
         "out": out,
-        "student": out / "student" / master.name,
+        "student": student,
         "autograder_zip": zips[-1] if zips else None,
         "log": log,
     }
@@ -109,6 +148,8 @@ def main(argv=None):
                         help="skip grading the solution notebooks (faster, checks nothing)")
     parser.add_argument("--grade", type=Path, metavar="NOTEBOOK",
                         help="instead of building, grade NOTEBOOK against its built autograder")
+    parser.add_argument("--colab-repo", type=colab_base, metavar="OWNER/REPO[@BRANCH][/SUBDIR]",
+                        help="link each student notebook's Colab badge to <name>.ipynb there")
     args = parser.parse_args(argv)
 
     if args.grade:
@@ -129,13 +170,16 @@ def main(argv=None):
         raise SystemExit(f"no master notebooks in {args.masters}")
     failed = []
     for master in masters:
-        res = build(master, args.out, run_tests=not args.no_run_tests)
+        res = build(master, args.out, run_tests=not args.no_run_tests, colab_url=args.colab_repo)
         status = "ok" if res["ok"] else "FAILED"
         tested = ", solution tests passed" if res["tests_passed"] else ""
         print(f"{res['name']}: {status} in {res['seconds']:.1f} s{tested} -> {res['out']}")
         if not res["ok"]:
             print(res["log"], file=sys.stderr)
             failed.append(res["name"])
+    if not args.colab_repo:
+        print("No Colab badges: publish the student notebooks on GitHub and rebuild with "
+              "--colab-repo OWNER/REPO[@BRANCH][/SUBDIR] to add them.")
     return 1 if failed else 0
 
 

@@ -61,7 +61,8 @@ def refresh(nb, path):
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-        cell.metadata.pop("execution", None)
+        for key in ("execution", "lines_to_next_cell"):  # run records and jupytext leftovers
+            cell.metadata.pop(key, None)
     nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
     return nb
 
