@@ -23,6 +23,17 @@ def get_params(vocab_size, num_hiddens, ctx):
     return params
 
 
+def linear(X, W_T, b=None):
+    """X W + b, with W given transposed as (out, in): nd.FullyConnected beats nd.dot on a CPU."""
+    return nd.FullyConnected(X, W_T, b, no_bias=b is None, num_hidden=W_T.shape[0])
+
+
+def split_steps(Y, num_steps):
+    """(num_steps * batch, n) -> a list of num_steps arrays of (batch, n)."""
+    parts = nd.split(Y, num_outputs=num_steps, axis=0)
+    return [parts] if num_steps == 1 else list(parts)  # split returns a bare array for one part
+
+
 def init_rnn_state(batch_size, num_hiddens, ctx):
     """The state as a tuple (an LSTM needs two arrays, so every model returns a tuple)."""
     return (nd.zeros(shape=(batch_size, num_hiddens), ctx=ctx),)
@@ -30,14 +41,22 @@ def init_rnn_state(batch_size, num_hiddens, ctx):
 
 def rnn(inputs, state, params):
     """Run the RNN over a list of (batch, vocab) inputs; return (outputs, (H,))."""
+    # H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h) and Y_t = H_t W_hq + b_q, as in the lecture. The input
+    # and output layers do not depend on the previous step, so each is one matrix product over all
+    # steps at once; only H_{t-1} W_hh has to go step by step.
     W_xh, W_hh, b_h, W_hq, b_q = params
     H, = state
-    outputs = []
-    for X in inputs:
-        H = nd.tanh(nd.dot(X, W_xh) + nd.dot(H, W_hh) + b_h)  # (batch, hidden)
-        Y = nd.dot(H, W_hq) + b_q                             # (batch, vocab)
-        outputs.append(Y)
-    return outputs, (H,)
+    num_steps = len(inputs)
+    XW = linear(nd.concat(*inputs, dim=0), W_xh.T, b_h)  # (num_steps * batch, hidden), all steps
+    XW = split_steps(XW, num_steps)                       # num_steps arrays of (batch, hidden)
+    W_hh_T = W_hh.T  # transposed once, not once per step
+    hiddens = []
+    for XW_t in XW:  # the recurrence: step t needs H from step t - 1
+        # nd.Activation's tanh is oneDNN's vectorised one, several times faster than nd.tanh
+        H = nd.Activation(XW_t + linear(H, W_hh_T), act_type="tanh")  # (batch, hidden)
+        hiddens.append(H)
+    Y = linear(nd.concat(*hiddens, dim=0), W_hq.T, b_q)  # (num_steps * batch, vocab), all steps
+    return split_steps(Y, num_steps), (H,)
 
 
 class RNNModel(nn.Block):

@@ -71,16 +71,18 @@ def grad_clipping(params, theta, ctx):
         raise ValueError(f"clipping_theta must be positive, got {theta}")
     if theta == math.inf:  # no clipping
         return
-    norm = nd.sqrt(nd.add_n(*[(p.grad ** 2).sum() for p in params]))  # (1,), stays on the device
+    grads = [p.grad for p in params]
+    # |g|^2 = g . g: one BLAS dot per gradient, several times faster than (g ** 2).sum() on a CPU
+    norm = nd.sqrt(nd.add_n(*[nd.dot(g.reshape(-1), g.reshape(-1)) for g in grads]))  # (1,), on device
     scale = theta / nd.maximum(norm, theta)  # 1 when norm <= theta, else theta / norm
-    for p in params:
-        p.grad[:] *= scale
+    for g in grads:
+        nd.broadcast_mul(g, scale, out=g)  # g *= scale, in place
 
 
 def sgd(params, lr, batch_size):
     """Minibatch SGD in place: p -= lr * grad / batch_size."""
     for p in params:
-        p[:] = p - lr * p.grad / batch_size
+        nd.sgd_update(p, p.grad, lr=lr, rescale_grad=1.0 / batch_size, out=p)  # one fused operator
 
 
 def detach(state):

@@ -1,0 +1,272 @@
+"""Seconds per epoch of the lecture's RNN configuration: lecture-era reference vs d2lrnn.
+
+Trains the lecture configuration (512 hidden units, 35 steps, batch 32, lr 100, clipping 0.01,
+sequential minibatches, first 10,000 characters of The Time Machine) with
+
+  (a) ref     the lecture-era helpers, d2lzh==1.0.0 (`pip install --no-deps d2lzh==1.0.0` plus
+              ipython, which it imports), driven by a notebook-style rnn/get_params defined below;
+  (b) d2lrnn  d2lrnn.train_and_predict_rnn with d2lrnn's rnn/get_params;
+  (c) gluon   d2lrnn's concise path: RNNModel(rnn.RNN(512)) + train_and_predict_rnn_gluon.
+
+Every run is a fresh subprocess; the three alternate (the order rotates from pair to pair) and pair
+i uses seed + i for all three, so each pair starts from the same weights and reads the same data.
+Prints seconds per epoch (median over epochs 2..E, the first epoch is warm-up), the ratio ref/x pair
+by pair and its median, the peak RSS of each child and the perplexity at the last epoch.
+
+    python benchmarks/bench_speed.py                 # 3 pairs of 8 epochs
+    python benchmarks/bench_speed.py --pairs 5 --epochs 8
+    python benchmarks/bench_speed.py --memory-check  # d2lrnn: peak RSS of 50 epochs vs 5 epochs
+
+The corpus is found like d2lrnn finds it (set D2LRNN_DATA_DIR to the folder with timemachine.txt).
+Exit status 1 when a requirement fails: (b) at least 2x faster than (a) (median of pairs) with
+last-epoch perplexities within 3 %, or (memory check) 50-epoch peak within 10 % of the 5-epoch one.
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CONFIG = dict(num_hiddens=512, num_steps=35, batch_size=32, lr=1e2, clipping_theta=1e-2)
+IMPLS = ("ref", "d2lrnn", "gluon")
+LINE = re.compile(r"epoch (\d+), perplexity ([0-9.]+), time")
+
+
+class EpochClock:
+    """A stdout stand-in that timestamps every 'epoch N, perplexity P, time T sec' line."""
+
+    def __init__(self, out):
+        self.out, self.marks = out, []
+
+    def write(self, s):
+        m = LINE.search(s)
+        if m:
+            self.marks.append((time.perf_counter(), int(m.group(1)), float(m.group(2))))
+        return self.out.write(s)
+
+    def flush(self):
+        self.out.flush()
+
+
+# ----------------------------------------------------------------------------------------------
+# (a) the lecture's notebook, written the way the lecture writes it: globals and closures
+def run_reference(corpus, epochs):
+    import d2lzh as d2l  # the lecture-era helper module
+    import mxnet as mx
+    from mxnet import nd
+
+    corpus_indices, char_to_idx, idx_to_char = corpus["indices"], corpus["char_to_idx"], corpus["idx_to_char"]
+    vocab_size = len(idx_to_char)
+    num_inputs, num_hiddens, num_outputs = vocab_size, CONFIG["num_hiddens"], vocab_size
+    ctx = mx.cpu()
+
+    def get_params():
+        def _one(shape):
+            return nd.random.normal(scale=0.01, shape=shape, ctx=ctx)
+
+        W_xh = _one((num_inputs, num_hiddens))
+        W_hh = _one((num_hiddens, num_hiddens))
+        b_h = nd.zeros(num_hiddens, ctx=ctx)
+        W_hq = _one((num_hiddens, num_outputs))
+        b_q = nd.zeros(num_outputs, ctx=ctx)
+        params = [W_xh, W_hh, b_h, W_hq, b_q]
+        for param in params:
+            param.attach_grad()
+        return params
+
+    def init_rnn_state(batch_size, num_hiddens, ctx):
+        return (nd.zeros(shape=(batch_size, num_hiddens), ctx=ctx),)
+
+    def rnn(inputs, state, params):
+        W_xh, W_hh, b_h, W_hq, b_q = params
+        H, = state
+        outputs = []
+        for X in inputs:
+            H = nd.tanh(nd.dot(X, W_xh) + nd.dot(H, W_hh) + b_h)
+            Y = nd.dot(H, W_hq) + b_q
+            outputs.append(Y)
+        return outputs, (H,)
+
+    d2l.train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_size, ctx,
+                              corpus_indices, idx_to_char, char_to_idx, False, epochs,
+                              CONFIG["num_steps"], CONFIG["lr"], CONFIG["clipping_theta"],
+                              CONFIG["batch_size"], 1, 0, [])
+
+
+# (b) d2lrnn from scratch
+def run_d2lrnn(corpus, epochs):
+    import d2lrnn as d2l
+    import mxnet as mx
+
+    vocab_size = len(corpus["idx_to_char"])
+    d2l.train_and_predict_rnn(d2l.rnn, d2l.get_params, d2l.init_rnn_state, CONFIG["num_hiddens"],
+                              vocab_size, mx.cpu(), corpus["indices"], corpus["idx_to_char"],
+                              corpus["char_to_idx"], False, epochs, CONFIG["num_steps"], CONFIG["lr"],
+                              CONFIG["clipping_theta"], CONFIG["batch_size"], 1, 0, [])
+
+
+# (c) d2lrnn's concise Gluon path
+def run_gluon(corpus, epochs):
+    import d2lrnn as d2l
+    import mxnet as mx
+    from mxnet.gluon import rnn
+
+    vocab_size = len(corpus["idx_to_char"])
+    model = d2l.RNNModel(rnn.RNN(CONFIG["num_hiddens"]), vocab_size)
+    d2l.train_and_predict_rnn_gluon(model, CONFIG["num_hiddens"], vocab_size, mx.cpu(), corpus["indices"],
+                                    corpus["idx_to_char"], corpus["char_to_idx"], epochs,
+                                    CONFIG["num_steps"], CONFIG["lr"], CONFIG["clipping_theta"],
+                                    CONFIG["batch_size"], 1, 0, [])
+
+
+RUNNERS = {"ref": run_reference, "d2lrnn": run_d2lrnn, "gluon": run_gluon}
+
+
+def child(impl, seed, epochs, corpus_file):
+    """Run one implementation in this (fresh) process and print one JSON line of results."""
+    import random
+
+    import numpy as np
+
+    if "bool" not in np.__dict__:  # MXNet 1.9.1 on numpy >= 1.24 (d2lrnn does the same)
+        np.bool = bool
+    import mxnet as mx
+
+    with open(corpus_file) as f:
+        corpus = json.load(f)
+    __import__("d2lzh" if impl == "ref" else "d2lrnn")  # imports stay out of the first epoch's time
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+    clock = EpochClock(sys.stdout)
+    real_stdout, sys.stdout = sys.stdout, clock
+    start = time.perf_counter()
+    try:
+        RUNNERS[impl](corpus, epochs)
+    finally:
+        sys.stdout = real_stdout
+    stamps = [start] + [t for t, _, _ in clock.marks]
+    seconds = [b - a for a, b in zip(stamps, stamps[1:])]
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+    print("RESULT " + json.dumps(dict(impl=impl, seed=seed, seconds=seconds,
+                                      perplexity=[p for _, _, p in clock.marks], peak_mb=peak_mb)))
+
+
+# ----------------------------------------------------------------------------------------------
+def spawn(impl, seed, epochs, corpus_file):
+    """Run `child` in a fresh interpreter; return its result dict."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", impl, "--seed", str(seed),
+           "--epochs", str(epochs), "--corpus-file", corpus_file]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    sys.exit(f"{impl} (seed {seed}) failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+
+
+def per_epoch(result):
+    """Median seconds per epoch, leaving out the first (warm-up) epoch when there are others."""
+    s = result["seconds"]
+    return statistics.median(s[1:] if len(s) > 1 else s)
+
+
+def write_corpus():
+    """Load the corpus once with d2lrnn (deterministic vocabulary) and hand it to the children."""
+    import d2lrnn
+
+    indices, char_to_idx, idx_to_char, _ = d2lrnn.load_data_time_machine()
+    f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump(dict(indices=indices, char_to_idx=char_to_idx, idx_to_char=list(idx_to_char)), f)
+    f.close()
+    return f.name
+
+
+def environment():
+    import platform
+
+    load = os.getloadavg()
+    keys = ("OMP_NUM_THREADS", "MXNET_ENGINE_TYPE", "MXNET_CPU_WORKER_NTHREADS")
+    env = ", ".join(f"{k}={os.environ[k]}" for k in keys if k in os.environ) or "no thread settings"
+    return (f"python {platform.python_version()}, {os.cpu_count()} CPUs, {env}, "
+            f"load average {load[0]:.2f}")
+
+
+def speed(args, corpus_file):
+    cfg = ", ".join(f"{k}={v}" for k, v in CONFIG.items())
+    print(f"lecture configuration ({cfg}, sequential), {args.epochs} epochs, {args.pairs} pairs")
+    print(environment())
+    runs = {impl: [] for impl in IMPLS}
+    for i in range(args.pairs):
+        order = IMPLS[i % 3:] + IMPLS[:i % 3]  # rotate who goes first
+        for impl in order:
+            r = spawn(impl, args.seed + i, args.epochs, corpus_file)
+            runs[impl].append(r)
+            print(f"  pair {i + 1} seed {args.seed + i} {impl:7s} {per_epoch(r):.3f} s/epoch, "
+                  f"perplexity {r['perplexity'][-1]:.4f}, peak {r['peak_mb']:.0f} MB", flush=True)
+    print()
+    print(f"{'':28s} {'s/epoch':>8s} {'speed-up vs (a)':>16s} {'perplexity @' + str(args.epochs):>15s} "
+          f"{'peak RSS':>9s}")
+    names = {"ref": "(a) lecture reference d2lzh", "d2lrnn": "(b) d2lrnn from scratch",
+             "gluon": "(c) d2lrnn Gluon rnn.RNN"}
+    ratios, ok = {}, True
+    for impl in IMPLS:
+        sec = statistics.median(per_epoch(r) for r in runs[impl])
+        ratios[impl] = statistics.median(per_epoch(a) / per_epoch(r) for a, r in zip(runs["ref"], runs[impl]))
+        ppl = statistics.median(r["perplexity"][-1] for r in runs[impl])
+        mem = max(r["peak_mb"] for r in runs[impl])
+        print(f"{names[impl]:28s} {sec:8.3f} {ratios[impl]:15.2f}x {ppl:15.4f} {mem:7.0f} MB")
+    gaps = [abs(b["perplexity"][-1] / a["perplexity"][-1] - 1) for a, b in zip(runs["ref"], runs["d2lrnn"])]
+    print()
+    print(f"(b)/(a) speed-up, median of pairs: {ratios['d2lrnn']:.2f}x (need >= 2.0); "
+          f"largest perplexity gap in a pair: {100 * max(gaps):.2f} % (need <= 3 %)")
+    if ratios["d2lrnn"] < 2.0 or max(gaps) > 0.03:
+        ok = False
+    g = statistics.median(per_epoch(r) for r in runs["d2lrnn"]) / statistics.median(
+        per_epoch(r) for r in runs["gluon"])
+    print(f"(b) / (c) seconds per epoch: {g:.2f} (1.00 = as fast as the fused layer)")
+    print(f"a 500-epoch run costs about {500 * statistics.median(per_epoch(r) for r in runs['d2lrnn']) / 60:.1f}"
+          f" min with (b) vs {500 * statistics.median(per_epoch(r) for r in runs['ref']) / 60:.1f} min with (a)")
+    print("PASS" if ok else "FAIL")
+    return ok
+
+
+def memory(args, corpus_file):
+    print(environment())
+    ok = True
+    for impl in ("d2lrnn", "gluon"):
+        short = spawn(impl, args.seed, 5, corpus_file)
+        long = spawn(impl, args.seed, 50, corpus_file)
+        growth = long["peak_mb"] / short["peak_mb"] - 1
+        print(f"{impl:7s} peak RSS: 5 epochs {short['peak_mb']:.0f} MB, 50 epochs {long['peak_mb']:.0f} MB "
+              f"({100 * growth:+.1f} %, need within 10 %); perplexity at 50: {long['perplexity'][-1]:.3f}")
+        ok = ok and abs(growth) <= 0.10
+    print("PASS" if ok else "FAIL")
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--memory-check", action="store_true", help="peak RSS of 50 vs 5 epochs instead")
+    ap.add_argument("--child", choices=IMPLS, help=argparse.SUPPRESS)
+    ap.add_argument("--corpus-file", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child, args.seed, args.epochs, args.corpus_file)
+    corpus_file = write_corpus()
+    try:
+        ok = memory(args, corpus_file) if args.memory_check else speed(args, corpus_file)
+    finally:
+        os.unlink(corpus_file)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
