@@ -3,6 +3,7 @@ import collections
 import hashlib
 import os
 import random
+import warnings
 from pathlib import Path
 
 from . import _compat  # noqa: F401  (numpy shim before MXNet)
@@ -115,9 +116,15 @@ def corpus_from_text(text, num_chars=10000, token="char", min_freq=None):
 
 
 def encode_text(text, char_to_idx, token="char"):
-    """Map held-out text onto an existing vocabulary (unknown tokens -> <unk>, or dropped)."""
+    """Map held-out text onto a training vocabulary: unknown tokens become <unk>, or are skipped with a warning."""
     tokens = tokenize(normalize(text), token)
     unk = char_to_idx.get(UNK)
+    unknown = collections.Counter(t for t in tokens if t not in char_to_idx)
+    if unknown and unk is None:
+        shown = ", ".join(repr(t) for t, _ in unknown.most_common(5))
+        warnings.warn(f"{sum(unknown.values())} of {len(tokens)} held-out {token}s are not in the training "
+                      f"vocabulary and are skipped (most common: {shown}); a vocabulary with {UNK} keeps them",
+                      stacklevel=2)
     return [char_to_idx.get(t, unk) for t in tokens if t in char_to_idx or unk is not None]
 
 

@@ -159,3 +159,11 @@ def test_offline_error_says_what_to_do(no_local_copies, http_server):
         data.get_corpus_path(url=f"{base}/missing.txt")
     msg = str(err.value)
     assert f"{base}/missing.txt" in msg and data.DATA_SHA1 in msg and "D2LRNN_DATA_DIR" in msg
+
+
+def test_held_out_text_maps_onto_the_training_vocabulary():
+    _, c2i, i2c, _ = d2lrnn.corpus_from_text("abc abc")
+    with pytest.warns(UserWarning, match=r"2 of 7 held-out chars .* skipped .*'x'"):
+        assert data.encode_text("Ab xx c", c2i) == [c2i[c] for c in "ab  c"]
+    _, w2i, i2w, _ = d2lrnn.corpus_from_text("the cat the dog the cat", token="word")
+    assert [i2w[i] for i in data.encode_text("The bird", w2i, "word")] == ["the", "<unk>"]
