@@ -46,6 +46,35 @@ def test_generate_prints_a_continuation(trained, capsys):
     assert out.startswith("the time") and len(out) == len("the time") + 12
 
 
+def test_a_trained_model_is_not_overwritten_by_accident(trained, text_file, capsys):
+    before = (trained / "checkpoint" / "params.nd").read_bytes()
+    again = ["train", "--text", str(text_file), "--out", str(trained), "--num-chars", "600", *FAST]
+    assert "--overwrite" in _error(capsys, again)
+    assert (trained / "checkpoint" / "params.nd").read_bytes() == before
+    assert main(again + ["--overwrite"]) == 0
+    assert main(again + ["--resume", str(trained)]) == 0  # continuing in place is fine
+
+
+def test_ctrl_c_saves_what_was_trained(tmp_path, text_file, monkeypatch, capsys):
+    from d2lrnn import train as train_mod
+
+    real_epoch, calls = train_mod.train_epoch, []
+
+    def interrupted_epoch(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_epoch(*args)
+
+    monkeypatch.setattr(train_mod, "train_epoch", interrupted_epoch)
+    out = tmp_path / "cut"
+    assert main(["train", "--text", str(text_file), "--out", str(out), "--num-chars", "600",
+                 "--epochs", "10", "--hidden", "16", "--steps", "8", "--batch-size", "4"]) == 0
+    assert "saving the 2 epochs" in capsys.readouterr().err
+    assert [r["epoch"] for r in csv.DictReader(open(out / "history.csv"))] == ["1", "2"]
+    assert (out / "checkpoint" / "params.nd").is_file()
+
+
 def test_resume_continues_the_history(trained, text_file, tmp_path):
     out = tmp_path / "more"
     assert main(["train", "--text", str(text_file), "--resume", str(trained), "--out", str(out),
