@@ -45,17 +45,12 @@ class Parser(argparse.ArgumentParser):
 
 def model_functions(name):
     """(get_params, init_state, step function) for 'rnn', 'gru' or 'lstm'."""
-    from . import model
+    from .gated import scratch_models
 
-    if name == "rnn":
-        return model.get_params, model.init_rnn_state, model.rnn
-    from . import gated
-
-    if name == "gru":
-        return gated.get_gru_params, gated.init_gru_state, gated.gru
-    if name == "lstm":
-        return gated.get_lstm_params, gated.init_lstm_state, gated.lstm
-    raise CLIError(f"unknown model {name!r}: choose rnn, gru or lstm")
+    models = scratch_models()
+    if name not in models:
+        raise CLIError(f"unknown model {name!r}: choose {', '.join(models)}")
+    return models[name]
 
 
 def resolve_ctx(name):

@@ -79,3 +79,11 @@ def lstm(inputs, state, params):
         H = O * nd.tanh(C)                                             # (batch, hidden)
         outputs.append(nd.dot(H, W_hq) + b_q)                          # (batch, vocab)
     return outputs, (H, C)
+
+
+def scratch_models():
+    """Every from-scratch model by name: (get_params, init_state, step function)."""
+    from .model import get_params, init_rnn_state, rnn
+
+    return {"rnn": (get_params, init_rnn_state, rnn), "gru": (get_gru_params, init_gru_state, gru),
+            "lstm": (get_lstm_params, init_lstm_state, lstm)}

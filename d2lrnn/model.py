@@ -1,6 +1,6 @@
 """Model: the lecture's RNN from scratch, and the concise Gluon version."""
 from . import _compat  # noqa: F401
-from mxnet import gluon, nd
+from mxnet import nd
 from mxnet.gluon import nn
 
 

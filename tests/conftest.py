@@ -24,6 +24,12 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("D2LRNN_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state."""
+    d2lrnn.set_seed(0)
+
+
 @pytest.fixture
 def tiny():
     """The lecture 4-tuple built from a few lines of The Time Machine."""

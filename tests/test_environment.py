@@ -1,6 +1,5 @@
 """Install contract: environment.yml agrees with pyproject, MXNet imports, d2l sits beside d2lrnn."""
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -1,7 +1,7 @@
 """Generation: greedy continuation, unknown characters, word-level output."""
 import mxnet as mx
 import pytest
-from mxnet import nd
+
 from mxnet.gluon import rnn as grnn
 
 import d2lrnn

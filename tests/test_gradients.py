@@ -8,20 +8,13 @@ from mxnet import autograd, nd
 from mxnet.gluon import loss as gloss
 
 from d2lrnn.data import to_onehot
-from d2lrnn.gated import get_gru_params, get_lstm_params, gru, init_gru_state, init_lstm_state, lstm
+from d2lrnn.gated import get_lstm_params, init_lstm_state, lstm, scratch_models
 from d2lrnn.gradients import param_grad_norms, state_grad_norms
 from d2lrnn.model import get_params, init_rnn_state, rnn
 
 V, HID = 4, 3
 SEQ = [0, 2, 1, 3, 3, 0, 1]  # 6 inputs, the loss is on the 7th token
-MODELS = [(get_params, init_rnn_state, rnn), (get_gru_params, init_gru_state, gru),
-          (get_lstm_params, init_lstm_state, lstm)]
-
-
-@pytest.fixture(autouse=True)
-def _seed():
-    mx.random.seed(0)
-    np.random.seed(0)
+MODELS = list(scratch_models().values())
 
 
 def _random_params(get, scale=0.8):

@@ -5,7 +5,6 @@ GRU/LSTM pattern of passing one's own cell, parameters and state to the shared t
 """
 import math
 
-import pytest
 
 
 def test_rnn_scratch_notebook(corpus_dir, capsys):

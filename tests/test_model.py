@@ -1,7 +1,6 @@
 """Model: parameters, state, the scratch RNN against Gluon's fused layer, device placement."""
 import mxnet as mx
 import numpy as np
-import pytest
 from mxnet import nd
 from mxnet.gluon import rnn as grnn
 

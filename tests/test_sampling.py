@@ -9,7 +9,7 @@ import d2lrnn  # noqa: F401  (numpy shim before MXNet)
 import mxnet as mx
 from mxnet import nd
 
-from d2lrnn.gated import get_gru_params, get_lstm_params, gru, init_gru_state, init_lstm_state, lstm
+from d2lrnn.gated import get_lstm_params, init_lstm_state, lstm, scratch_models
 from d2lrnn.generate import predict_rnn
 from d2lrnn.model import get_params, init_rnn_state, rnn
 from d2lrnn.sampling import sample_index, sample_rnn
@@ -17,14 +17,7 @@ from d2lrnn.sampling import sample_index, sample_rnn
 CHARS = list("abcdefgh ")
 C2I = {c: i for i, c in enumerate(CHARS)}
 V, HID = len(CHARS), 8
-MODELS = [(get_params, init_rnn_state, rnn), (get_gru_params, init_gru_state, gru),
-          (get_lstm_params, init_lstm_state, lstm)]
-
-
-@pytest.fixture(autouse=True)
-def _seed():
-    mx.random.seed(0)
-    np.random.seed(0)
+MODELS = list(scratch_models().values())
 
 
 def _random_params(get):

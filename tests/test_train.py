@@ -10,7 +10,6 @@ from mxnet.gluon import loss as gloss
 from mxnet.gluon import rnn as grnn
 
 import d2lrnn
-from d2lrnn import train as train_mod
 
 
 def _with_grads(*grads):
