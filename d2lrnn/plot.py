@@ -20,7 +20,11 @@ def plot_perplexity(histories, ax=None, title="Perplexity per epoch", logy=True,
     if baseline is not None:
         ax.axhline(baseline, color="gray", lw=0.8, ls=":", label=f"uniform guess ({baseline})")
     if logy:
-        ax.set_yscale("log")
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_yscale("log")  # plain numbers (1, 2, 5, 10, 20, 50) instead of 2x10^1
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
     ax.set_xlabel("epoch")
     ax.set_ylabel("perplexity")
     ax.set_title(title)
