@@ -115,6 +115,7 @@ def train(cfg):
     """Train, then write history.csv, perplexity.png, samples.txt and checkpoint/ into cfg.out."""
     from tqdm.auto import tqdm
 
+    from .baselines import bits_per_char
     from .checkpoint import save_checkpoint
     from .generate import predict_rnn
     from .plot import save_perplexity_plot
@@ -152,7 +153,9 @@ def train(cfg):
                            char_to_idx) for p in PREFIXES]
     (out / "samples.txt").write_text("\n\n".join(samples) + "\n", encoding="utf-8")
     save_checkpoint(out / "checkpoint", params, idx_to_char, asdict(cfg), history)
-    print(f"final perplexity {history.perplexity[-1]:.3f}; wrote {out}/ (history.csv, perplexity.png, "
+    val = f", held-out {history.val_perplexity[-1]:.3f}" if history.val_perplexity else ""
+    print(f"final perplexity {history.perplexity[-1]:.3f} ({bits_per_char(history.perplexity[-1]):.2f} "
+          f"bits/{cfg.token}){val}; wrote {out}/ (history.csv, perplexity.png, "
           f"samples.txt, checkpoint/)", file=sys.stderr)
     return history
 

@@ -10,7 +10,7 @@ from mxnet import autograd, gluon, init, nd
 from mxnet.gluon import loss as gloss
 
 from .data import data_iter_consecutive, data_iter_random, to_onehot
-from .generate import predict_rnn, predict_rnn_gluon
+from .generate import encode_prefix, predict_rnn, predict_rnn_gluon
 
 
 @dataclass
@@ -137,6 +137,12 @@ def evaluate_perplexity(rnn, params, init_rnn_state, num_hiddens, vocab_size, ct
     return perplexity(loss_sum.asscalar() / n)
 
 
+def check_prefixes(prefixes, char_to_idx, idx_to_char):
+    """Fail before training, not after pred_period epochs, on a prefix the vocabulary cannot read."""
+    for prefix in prefixes:
+        encode_prefix(prefix, char_to_idx, idx_to_char)
+
+
 def _report(log, epoch, history, samples):
     """Print the lecture's progress line and one sample per prefix."""
     log("epoch %d, perplexity %f, time %.2f sec" % (epoch, history.perplexity[-1], history.seconds[-1]))
@@ -162,6 +168,7 @@ def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_si
     """The lecture's training loop; returns a History (and keeps training `params` if given)."""
     if params is None:
         params = call_get_params(get_params, vocab_size, num_hiddens, ctx)
+    check_prefixes(prefixes, char_to_idx, idx_to_char)
     history = History() if history is None else history
     live = _live_plot() if plot else None
     bar = _epochs(num_epochs, len(history.epoch), progress)
@@ -213,6 +220,7 @@ def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indi
     """The lecture's concise training loop (Gluon layer + Trainer); returns a History."""
     model.initialize(ctx=ctx, force_reinit=True, init=init.Normal(0.01))
     trainer = gluon.Trainer(model.collect_params(), "sgd", {"learning_rate": lr, "momentum": 0, "wd": 0})
+    check_prefixes(prefixes, char_to_idx, idx_to_char)
     history, live = History(), (_live_plot() if plot else None)
     bar = _epochs(num_epochs, 0, progress)
     for epoch in bar:

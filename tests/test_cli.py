@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -26,6 +27,13 @@ def trained(tmp_path, text_file):
     assert main(["train", "--text", str(text_file), "--out", str(out), "--val-chars", "150",
                  "--num-chars", "600", *FAST]) == 0
     return out
+
+
+def test_train_reports_perplexity_and_bits(tmp_path, text_file, capsys):
+    assert main(["train", "--text", str(text_file), "--out", str(tmp_path / "r"), "--val-chars", "150",
+                 "--num-chars", "600", *FAST]) == 0
+    assert re.search(r"final perplexity \d+\.\d{3} \(\d\.\d\d bits/char\), held-out \d+\.\d{3}",
+                     capsys.readouterr().err)
 
 
 def test_train_writes_curves_samples_and_checkpoint(trained):

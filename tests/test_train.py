@@ -160,3 +160,18 @@ def test_diverged_training_reports_infinite_perplexity(tiny):
                                      corpus, idx_to_char, char_to_idx, True, 4, 8, 1e6, math.inf, 4, 100, 10,
                                      ["the"], log=lambda *a: None)
     assert len(h.perplexity) == 4 and h.perplexity[-1] > 1e3
+
+
+def test_a_bad_prefix_fails_before_any_training(tiny):
+    corpus, char_to_idx, idx_to_char, vocab = tiny
+    epochs = []
+    with pytest.raises(ValueError, match="'X'"):
+        d2lrnn.train_and_predict_rnn(d2lrnn.rnn, d2lrnn.get_params, d2lrnn.init_rnn_state, 8, vocab, mx.cpu(),
+                                     corpus, idx_to_char, char_to_idx, False, 3, 5, 1.0, 0.1, 2, 1, 5,
+                                     ["the", "X"], log=epochs.append)
+    assert epochs == []
+    model = d2lrnn.RNNModel(grnn.RNN(8), vocab)
+    with pytest.raises(ValueError, match="'X'"):
+        d2lrnn.train_and_predict_rnn_gluon(model, 8, vocab, mx.cpu(), corpus, idx_to_char, char_to_idx, 3, 5,
+                                           1.0, 0.1, 2, 1, 5, ["X"], log=epochs.append)
+    assert epochs == []
