@@ -116,7 +116,7 @@ def corpus_from_text(text, num_chars=10000, token="char", min_freq=None):
 
 
 def encode_text(text, char_to_idx, token="char"):
-    """Map held-out text onto a training vocabulary: unknown tokens become <unk>, or are skipped with a warning."""
+    """Map held-out text onto a training vocabulary (unknown tokens -> <unk>, else skipped with a warning)."""
     tokens = tokenize(normalize(text), token)
     unk = char_to_idx.get(UNK)
     unknown = collections.Counter(t for t in tokens if t not in char_to_idx)

@@ -41,9 +41,9 @@ def init_rnn_state(batch_size, num_hiddens, ctx):
 
 def rnn(inputs, state, params):
     """Run the RNN over a list of (batch, vocab) inputs; return (outputs, (H,))."""
-    # H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h) and Y_t = H_t W_hq + b_q, as in the lecture. The input
-    # and output layers do not depend on the previous step, so each is one matrix product over all
-    # steps at once; only H_{t-1} W_hh has to go step by step.
+    # H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h) and Y_t = H_t W_hq + b_q, as in the lecture. Only
+    # H_{t-1} W_hh has to wait for the step before: X_t W_xh is one matrix product over all steps
+    # before the loop, and H_t W_hq one over all the stacked states after it.
     W_xh, W_hh, b_h, W_hq, b_q = params
     H, = state
     num_steps = len(inputs)

@@ -62,7 +62,7 @@ class History:
 
 def perplexity(mean_loss):
     """exp of the mean cross-entropy; inf once training has diverged (instead of OverflowError)."""
-    return math.exp(mean_loss) if mean_loss < 709 else math.inf
+    return math.exp(mean_loss) if mean_loss < 709 else math.inf  # exp overflows a float above ~709.78
 
 
 def grad_clipping(params, theta, ctx):
@@ -166,9 +166,9 @@ def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_si
                           *, params=None, val_corpus=None, history=None, progress=False,
                           plot=False, log=print):
     """The lecture's training loop; returns a History (and keeps training `params` if given)."""
+    check_prefixes(prefixes, char_to_idx, idx_to_char)
     if params is None:
         params = call_get_params(get_params, vocab_size, num_hiddens, ctx)
-    check_prefixes(prefixes, char_to_idx, idx_to_char)
     history = History() if history is None else history
     live = _live_plot() if plot else None
     bar = _epochs(num_epochs, len(history.epoch), progress)
@@ -218,9 +218,9 @@ def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indi
                                 pred_period, pred_len, prefixes, *, progress=False, plot=False,
                                 log=print):
     """The lecture's concise training loop (Gluon layer + Trainer); returns a History."""
+    check_prefixes(prefixes, char_to_idx, idx_to_char)
     model.initialize(ctx=ctx, force_reinit=True, init=init.Normal(0.01))
     trainer = gluon.Trainer(model.collect_params(), "sgd", {"learning_rate": lr, "momentum": 0, "wd": 0})
-    check_prefixes(prefixes, char_to_idx, idx_to_char)
     history, live = History(), (_live_plot() if plot else None)
     bar = _epochs(num_epochs, 0, progress)
     for epoch in bar:
