@@ -1,56 +1,139 @@
-"""Command line: `python -m d2lrnn train` (the lecture's main job) and `python -m d2lrnn generate`."""
+"""Command line: `python -m d2lrnn train` (the main job), `generate` and `evaluate`.
+
+`train` runs in three steps: prepare (read and check everything: arguments, output folder, text,
+prefixes, a checkpoint to resume; nothing is trained until all of it passes), run (the training
+loop, with periodic checkpoints, the best held-out weights kept, Ctrl-C and divergence handled) and
+finish (checkpoint, history, curve and samples, then a summary of what the final weights score).
+"""
 import argparse
+import json
+import math
+import os
+import random
+import signal
 import sys
-from dataclasses import asdict, dataclass, fields
+import time
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-PREFIXES = ("traveller", "time traveller")
+from .data import CORPORA, PREPROCESS
+from .registry import MODELS
+from .utils import UserError
+
+TIME_MACHINE_PREFIXES = ("traveller", "time traveller")  # the lecture's
+SUMMARY_TOKENS = 200_000  # the final weights are scored on at most this much of the training text
 
 
 @dataclass
 class TrainConfig:
     """Hyperparameters of the main job; the defaults are the lecture's."""
 
-    epochs: int = 500
+    epochs: int = None        # None: 500, or until --minutes runs out
+    minutes: float = None     # a wall-clock budget instead of (or as well as) a number of epochs
     hidden: int = 512
+    layers: int = 1
+    embed: int = 0            # 0: one-hot input, as in the lecture
+    dropout: float = 0.0
     steps: int = 35
     batch_size: int = 32
     lr: float = 100.0
     clip: float = 0.01
+    optimizer: str = "sgd"
     sampling: str = "sequential"
     model: str = "rnn"
     token: str = "char"
     ctx: str = "auto"
-    text: str = None
-    num_chars: int = 10000
+    corpus: str = "timemachine"
+    text: str = None          # a file of your own instead of a built-in corpus
+    preprocess: str = None    # None: the corpus's own (lecture for The Time Machine and --text, raw for Shakespeare)
+    num_chars: int = None     # None: the lecture's 10,000 for The Time Machine, else all but the held-out text
     val_chars: int = 0
+    val_fraction: float = 0.0
+    prefix: list = field(default=None)
+    pred_period: int = 50
+    pred_len: int = 50
+    eval_every: int = 0       # minibatches between held-out evaluations within an epoch (0: at epoch ends)
+    save_every: float = 5.0   # minutes between checkpoints during training
     seed: int = 0
     out: str = "runs/lecture"
     resume: str = None
     overwrite: bool = False
-    pred_period: int = 50
-    pred_len: int = 50
+
+    def data_settings(self):
+        """(preprocessing, characters to train on) after the corpus's defaults are applied."""
+        corpus = None if self.text else CORPORA[self.corpus]
+        style = self.preprocess or (corpus.preprocess if corpus else "lecture")
+        num_chars = self.num_chars if self.num_chars is not None else (corpus.num_chars if corpus else None)
+        return style, num_chars
 
 
-class CLIError(Exception):
-    """A user mistake that ends the program with one line on stderr."""
+class UsageError(UserError):
+    """A command-line mistake: one line on stderr, exit status 2."""
 
 
 class Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line (no usage dump)."""
 
     def error(self, message):
-        raise CLIError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def model_functions(name):
-    """(get_params, init_state, step function) for 'rnn', 'gru' or 'lstm'."""
-    from .gated import scratch_models
+# --- checks that need no data ------------------------------------------------------------------
 
-    models = scratch_models()
-    if name not in models:
-        raise CLIError(f"unknown model {name!r}: choose {', '.join(models)}")
-    return models[name]
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def validate(cfg):
+    """Reject settings that cannot train, before any work is done."""
+    for name in ("hidden", "layers", "steps", "batch_size", "pred_period"):
+        if getattr(cfg, name) < 1:
+            raise UsageError(f"{_flag(name)} must be at least 1, got {getattr(cfg, name)}")
+    for name in ("epochs", "num_chars"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
+            raise UsageError(f"{_flag(name)} must be at least 1, got {getattr(cfg, name)}")
+    for name in ("embed", "val_chars", "eval_every", "pred_len", "seed"):
+        if getattr(cfg, name) < 0:
+            raise UsageError(f"{_flag(name)} must be 0 or more, got {getattr(cfg, name)}")
+    if not (0 < cfg.lr < math.inf):
+        raise UsageError(f"--lr must be a positive finite number, got {cfg.lr}")
+    if not cfg.clip > 0:
+        raise UsageError(f"--clip must be positive (inf turns clipping off), got {cfg.clip}")
+    for name in ("minutes", "save_every"):
+        value = getattr(cfg, name)
+        if value is not None and not (0 < value < math.inf):
+            raise UsageError(f"{_flag(name)} must be a positive number of minutes, got {value}")
+    if not 0 <= cfg.dropout < 1:
+        raise UsageError(f"--dropout must be at least 0 and below 1, got {cfg.dropout}")
+    if not 0 <= cfg.val_fraction < 1:
+        raise UsageError(f"--val-fraction must be at least 0 and below 1, got {cfg.val_fraction}")
+    if cfg.val_chars and cfg.val_fraction:
+        raise UsageError("give --val-chars or --val-fraction, not both")
+    if cfg.dropout and cfg.layers == 1:
+        raise UsageError("--dropout acts between layers: give --layers 2 or more, or leave it out")
+
+
+def check_out(cfg):
+    """Refuse to replace a trained model unless asked to (or resuming from it); make sure --out is writable."""
+    from .checkpoint import find_checkpoint
+
+    out = Path(cfg.out)
+    resuming_here = cfg.resume and Path(cfg.resume).resolve() in (out.resolve(), (out / "checkpoint").resolve())
+    try:
+        holds_model = find_checkpoint(out / "checkpoint") is not None
+    except UserError:
+        holds_model = False
+    if holds_model and not (cfg.overwrite or resuming_here):
+        raise UsageError(f"{cfg.out} already holds a trained model: choose another --out, continue it with "
+                         f"--resume {cfg.out}, or pass --overwrite to replace it")
+    probe = out / f".write-test-{os.getpid()}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"d2lrnn")
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"--out {cfg.out}: cannot write there ({err.strerror or err}); choose a folder you "
+                         "can write to") from None
 
 
 def resolve_ctx(name):
@@ -64,185 +147,509 @@ def resolve_ctx(name):
     if name == "cpu":
         return mx.cpu()
     if num_gpus() == 0:
-        raise CLIError("--ctx gpu: MXNet sees no usable GPU (this is the CPU build, or CUDA 11 "
-                       "libraries are missing; see the README's GPU section). Use --ctx cpu or auto.")
+        raise UsageError("--ctx gpu: MXNet sees no usable GPU (this is the CPU build, or CUDA 11 "
+                         "libraries are missing; see the README's GPU section). Use --ctx cpu or auto.")
     return mx.gpu(0)
 
 
-def validate(cfg):
-    """Reject hyperparameters that cannot train, before any work is done."""
-    for name in ("epochs", "hidden", "steps", "batch_size"):
-        if getattr(cfg, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
-    for name in ("lr", "clip"):
-        if not getattr(cfg, name) > 0:
-            raise CLIError(f"--{name} must be positive, got {getattr(cfg, name)}")
+# --- the data ------------------------------------------------------------------------------------
+
+@dataclass
+class Data:
+    """The training and held-out token indices and their vocabulary."""
+
+    corpus: object
+    val: object
+    idx_to_char: list
+    char_to_idx: dict
+    skipped: dict  # held-out tokens outside the training vocabulary, with counts
 
 
-def check_out(cfg):
-    """Refuse to replace a trained checkpoint unless asked to (or resuming from it)."""
-    ckpt = Path(cfg.out) / "checkpoint"
-    resuming_here = cfg.resume and Path(cfg.resume).resolve() in (Path(cfg.out).resolve(), ckpt.resolve())
-    if ckpt.exists() and not (cfg.overwrite or resuming_here):
-        raise CLIError(f"{cfg.out} already holds a trained model: choose another --out, continue it with "
-                       f"--resume {cfg.out}, or pass --overwrite to replace it")
+def read_source(cfg):
+    """The raw text of --text or of the built-in --corpus."""
+    from .data import get_corpus_path, read_text
+
+    return read_text(cfg.text) if cfg.text else read_text(get_corpus_path(corpus=cfg.corpus))
 
 
-def data_iterator(cfg):
-    """The minibatch iterator for cfg.sampling."""
-    from .data import data_iter_consecutive, data_iter_random
-
-    return data_iter_random if cfg.sampling == "random" else data_iter_consecutive
-
-
-def load_corpus(cfg):
-    """Training 4-tuple and held-out indices (the val_chars after the training text)."""
+def load_data(cfg):
+    """Read, preprocess and split the text, build the vocabulary, and check every length fits a window."""
     from . import data
 
-    text = data.read_text(cfg.text) if cfg.text else data.read_text(data.get_corpus_path())
-    if cfg.num_chars < 1 or cfg.val_chars < 0:
-        raise CLIError(f"--num-chars must be >= 1 and --val-chars >= 0 (got {cfg.num_chars}, {cfg.val_chars})")
-    corpus = data.corpus_from_text(text, cfg.num_chars, cfg.token)
-    held_out = text[cfg.num_chars:cfg.num_chars + cfg.val_chars]
-    if cfg.val_chars and not held_out.strip():
-        raise CLIError(f"--val-chars {cfg.val_chars}: the text has nothing after its first "
-                       f"{cfg.num_chars} characters to hold out; lower --num-chars")
-    val = data.encode_text(held_out, corpus[1], cfg.token) if cfg.val_chars else None
-    return corpus, val
+    style, num_chars = cfg.data_settings()
+    text = data.preprocess(read_source(cfg), style)
+    try:
+        train_text, val_text = data.split_text(text, num_chars=num_chars, val_chars=cfg.val_chars,
+                                               val_fraction=cfg.val_fraction)
+    except ValueError as err:
+        raise UsageError(f"{err} (--num-chars, --val-chars, --val-fraction)") from None
+    try:
+        corpus, char_to_idx, idx_to_char, _ = data.corpus_from_text(train_text, None, cfg.token,
+                                                                     preprocess_style="raw")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    val, skipped = data.encode(val_text, char_to_idx, cfg.token) if (cfg.val_chars or cfg.val_fraction) else (None, {})
+    iterator = data.data_iter_random if cfg.sampling == "random" else data.data_iter_consecutive
+    try:
+        next(iterator(corpus, cfg.batch_size, cfg.steps))
+    except ValueError as err:
+        raise UsageError(f"{err} (--batch-size, --steps, --num-chars)") from None
+    if val is not None and len(val) < cfg.steps + 1:
+        flag = "--val-chars" if cfg.val_chars else "--val-fraction"
+        raise UsageError(f"{flag}: the held-out text has {len(val)} {cfg.token}s; scoring it needs at least "
+                         f"{cfg.steps + 1} (one window of --steps {cfg.steps} and the {cfg.token} after it)")
+    return Data(corpus=corpus, val=val, idx_to_char=idx_to_char, char_to_idx=char_to_idx, skipped=dict(skipped))
 
 
-def train(cfg):
-    """Train, then write history.csv, perplexity.png, samples.txt and checkpoint/ into cfg.out."""
-    from tqdm.auto import tqdm
+def default_prefixes(cfg, data):
+    """--prefix if given; the lecture's for The Time Machine; else the training text's first word."""
+    from .data import preprocess
+    from .generation import decode
 
-    from .baselines import bits_per_char
-    from .checkpoint import save_checkpoint
-    from .generate import predict_rnn
-    from .plot import save_perplexity_plot
-    from .train import History, train_and_predict_rnn
+    if cfg.prefix:
+        style = cfg.data_settings()[0]
+        return tuple(preprocess(p, style) if cfg.token == "char" else p for p in cfg.prefix)
+    if not cfg.text and cfg.corpus == "timemachine" and cfg.data_settings()[0] == "lecture":
+        return TIME_MACHINE_PREFIXES
+    head = decode(data.corpus[:40], data.idx_to_char).split()
+    return (head[0][:20] if cfg.token == "char" else head[0],) if head else (decode(data.corpus[:1], data.idx_to_char),)
+
+
+# --- preparing a run -----------------------------------------------------------------------------
+
+@dataclass
+class Job:
+    """Everything a training run needs, prepared and checked before the first minibatch."""
+
+    cfg: TrainConfig
+    ctx: object
+    data: Data
+    prefixes: tuple
+    model: object
+    optimizer: object
+    history: object
+    start_batch: int = 0
+    best: object = None   # (history row epoch, held-out perplexity, copies of the weights)
+    position: dict = None  # where training stopped inside an epoch (None at an epoch's end)
+
+
+MODEL_KEYS = ("model", "hidden", "layers", "embed", "token", "optimizer")
+
+
+def resume(cfg, data, ctx):
+    """(model, history, optimizer arrays, start batch) from a checkpoint that fits this run."""
+    from .checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(cfg.resume, ctx)
+    saved_cfg = {**asdict(TrainConfig()), **ckpt.config}
+    for key in MODEL_KEYS:
+        if saved_cfg[key] != getattr(cfg, key):
+            raise UsageError(f"--resume {cfg.resume}: the checkpoint has {key}={saved_cfg[key]!r}, this run "
+                             f"{getattr(cfg, key)!r}; pass {_flag(key)} {saved_cfg[key]} or start afresh")
+    if ckpt.idx_to_char != list(data.idx_to_char):
+        raise UsageError(f"--resume {cfg.resume}: the checkpoint's vocabulary ({len(ckpt.idx_to_char)} tokens) "
+                         f"differs from this text's ({len(data.idx_to_char)}); train on the same text, "
+                         "--preprocess and --num-chars")
+    position = ckpt.config.get("position") or {}
+    start = position.get("batch", 0) if position.get("epochs_done") == ckpt.history.epochs_done() else 0
+    return ckpt.model, ckpt.history, ckpt.optimizer_arrays, start
+
+
+def prepare(cfg):
+    """Check the arguments, the output folder, the text and the prefixes, then build (or resume) the model."""
+    from .optim import make_optimizer
+    from .registry import build_model
+    from .training import History, check_prefixes
     from .utils import set_seed
 
     validate(cfg)
     check_out(cfg)
     ctx = resolve_ctx(cfg.ctx)
     set_seed(cfg.seed)
-    (corpus, char_to_idx, idx_to_char, vocab_size), val = load_corpus(cfg)
-    next(data_iterator(cfg)(corpus, cfg.batch_size, cfg.steps, ctx))  # fails now if the text is too short
-    get_params, init_state, step = model_functions(cfg.model)
-    params, history = None, History()
+    data = load_data(cfg)
+    prefixes = default_prefixes(cfg, data)
+    try:
+        check_prefixes(prefixes, data.char_to_idx, data.idx_to_char)
+    except ValueError as err:
+        raise UsageError(f"--prefix: {err}") from None
     if cfg.resume:
-        params, history = resume(cfg, idx_to_char, ctx)
-    print(f"training {cfg.model} ({cfg.hidden} hidden) on {len(corpus)} {cfg.token}s, vocabulary "
-          f"{vocab_size}, {cfg.sampling} sampling, {cfg.epochs} epochs on {ctx}", file=sys.stderr)
-    params = params or get_params(vocab_size, cfg.hidden, ctx)
-    try:  # params and history are updated in place, so an interrupted run can still be saved
-        train_and_predict_rnn(
-            step, get_params, init_state, cfg.hidden, vocab_size, ctx, corpus, idx_to_char, char_to_idx,
-            cfg.sampling == "random", cfg.epochs, cfg.steps, cfg.lr, cfg.clip, cfg.batch_size,
-            cfg.pred_period, cfg.pred_len, PREFIXES, params=params, val_corpus=val, history=history,
-            progress=True, log=tqdm.write)
-    except KeyboardInterrupt:
-        if not history.epoch:
-            raise CLIError("interrupted before the first epoch ended; nothing to save") from None
-        print(f"interrupted: saving the {len(history.epoch)} epochs trained so far", file=sys.stderr)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    history.to_csv(out / "history.csv")
-    save_perplexity_plot(history, out / "perplexity.png", baseline=vocab_size)
-    samples = [predict_rnn(p, 200, step, params, init_state, cfg.hidden, vocab_size, ctx, idx_to_char,
-                           char_to_idx) for p in PREFIXES]
-    (out / "samples.txt").write_text("\n\n".join(samples) + "\n", encoding="utf-8")
-    save_checkpoint(out / "checkpoint", params, idx_to_char, asdict(cfg), history)
-    val = f", held-out {history.val_perplexity[-1]:.3f}" if history.val_perplexity else ""
-    print(f"final perplexity {history.perplexity[-1]:.3f} ({bits_per_char(history.perplexity[-1]):.2f} "
-          f"bits/{cfg.token}){val}; wrote {out}/ (history.csv, perplexity.png, "
-          f"samples.txt, checkpoint/)", file=sys.stderr)
-    return history
+        model, history, opt_arrays, start_batch = resume(cfg, data, ctx)
+    else:
+        model = build_model(cfg.model, vocab_size=len(data.idx_to_char), num_hiddens=cfg.hidden, ctx=ctx,
+                            num_layers=cfg.layers, embed_size=cfg.embed, dropout=cfg.dropout)
+        history, opt_arrays, start_batch = History(), {}, 0
+    optimizer = make_optimizer(cfg.optimizer, model.param_arrays(), cfg.lr)
+    if opt_arrays:
+        optimizer.load_state_arrays(opt_arrays)
+    return Job(cfg=cfg, ctx=ctx, data=data, prefixes=prefixes, model=model, optimizer=optimizer,
+               history=history, start_batch=start_batch)
 
 
-def resume(cfg, idx_to_char, ctx):
-    """Load params and history from a checkpoint that matches this run's data and model."""
-    from .checkpoint import find_checkpoint, load_checkpoint
-    from .train import History
+# --- running it ----------------------------------------------------------------------------------
 
-    params, saved_vocab, _, saved = load_checkpoint(cfg.resume, ctx)
-    for key in ("model", "hidden", "token"):
-        if saved.get(key) != getattr(cfg, key):
-            raise CLIError(f"--resume {cfg.resume}: the checkpoint has {key}={saved.get(key)!r}, this run "
-                           f"{getattr(cfg, key)!r}; pass --{key} {saved.get(key)} or start afresh")
-    if saved_vocab != list(idx_to_char):
-        raise CLIError(f"--resume {cfg.resume}: the checkpoint's vocabulary ({len(saved_vocab)} tokens) "
-                       f"differs from this text's ({len(idx_to_char)}); train on the same text and --num-chars")
-    hist_file = find_checkpoint(cfg.resume) / "history.csv"
-    return params, History.from_csv(hist_file) if hist_file.is_file() else History()
+class StopOnSignal:
+    """While active, the first Ctrl-C (SIGINT) only asks training to stop at the next minibatch."""
+
+    def __init__(self):
+        self.requested, self.previous = False, None
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second Ctrl-C: stop now, whatever it costs
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this minibatch (Ctrl-C again to stop at once)...", file=sys.stderr)
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
 
 
-def generate(args):
-    """Print text generated from a checkpoint."""
+def _save(job, folder, model_arrays=None, history=None, position=None):
+    """Write a checkpoint of the job (its current weights, or the given copies) into out/folder."""
+    from .checkpoint import save_checkpoint
+
+    config = {**asdict(job.cfg), "position": position}
+    if model_arrays is None:
+        return save_checkpoint(Path(job.cfg.out) / folder, job.model, job.data.idx_to_char, config=config,
+                               history=job.history, optimizer=job.optimizer)
+    current = [a.copy() for a in job.model.param_arrays()]
+    try:
+        for a, kept in zip(job.model.param_arrays(), model_arrays):
+            a[:] = kept
+        return save_checkpoint(Path(job.cfg.out) / folder, job.model, job.data.idx_to_char, config=config,
+                               history=history)
+    finally:
+        for a, now in zip(job.model.param_arrays(), current):
+            a[:] = now
+
+
+def _note_val(job, epoch, val, log=None):
+    """Keep a copy of the weights whenever the held-out perplexity reaches a new low (and say so if log)."""
+    best = val is not None and math.isfinite(val) and (job.best is None or val < job.best[1])
+    if best:
+        job.best = (epoch, val, [a.copy() for a in job.model.param_arrays()])
+    if log is not None and val is not None:
+        log(f"epoch {epoch:.2f}: held-out perplexity {val:.3f}" + (", the best so far" if best else ""))
+
+
+def _save_all(job, position=None):
+    """The last weights into checkpoint/, the best held-out ones into best/."""
+    _save(job, "checkpoint", position=position)
+    if job.best is not None:
+        epoch, val, arrays = job.best
+        _save(job, "best", model_arrays=arrays, history=job.history.until(epoch),
+              position={"best_epoch": epoch, "best_val_perplexity": val})
+
+
+def run(job):
+    """Train, saving every --save-every minutes; returns 'done', 'stopped' (Ctrl-C) or 'time' (--minutes)."""
+    from tqdm.auto import tqdm
+
+    from .training import evaluate_perplexity, num_batches, train
+
+    cfg, log = job.cfg, tqdm.write
+    total = num_batches(len(job.data.corpus), num_steps=cfg.steps, batch_size=cfg.batch_size,
+                        is_random_iter=cfg.sampling == "random")
+    epochs = cfg.epochs or (None if cfg.minutes else 500)
+    deadline = time.time() + 60 * cfg.minutes if cfg.minutes else math.inf
+    last_save, outcome = time.time(), "done"
+    print(f"training {cfg.model} ({cfg.layers} x {cfg.hidden} hidden) on {len(job.data.corpus):,} {cfg.token}s, "
+          f"vocabulary {len(job.data.idx_to_char)}, {cfg.sampling} sampling, "
+          f"{epochs or 'unlimited'} epochs{f' or {cfg.minutes:g} minutes' if cfg.minutes else ''} on {job.ctx}",
+          file=sys.stderr)
+    if job.data.skipped:
+        shown = ", ".join(repr(t) for t in sorted(job.data.skipped, key=job.data.skipped.get, reverse=True)[:5])
+        print(f"held-out text: {sum(job.data.skipped.values())} {cfg.token}s outside the training vocabulary "
+              f"are left out ({shown})", file=sys.stderr)
+
+    def on_epoch(epoch, history):
+        random.seed(cfg.seed * 1_000_003 + epoch + 1)  # the next epoch's random windows, repeatable on resume
+        _note_val(job, epoch, history.val_perplexity[-1])
+
+    def on_batch(epoch, done, meter):
+        nonlocal last_save, outcome
+        if cfg.eval_every and job.data.val is not None and done % cfg.eval_every == 0 and done < total:
+            from .training import perplexity
+
+            val = evaluate_perplexity(job.model, job.data.val, ctx=job.ctx, num_steps=cfg.steps,
+                                      batch_size=cfg.batch_size)
+            job.history.add(perplexity(meter.running()), 0.0, val, fraction=done / total)
+            _note_val(job, job.history.epoch[-1], val, log)
+        if stop.requested or time.time() >= deadline:
+            outcome = "stopped" if stop.requested else "time"
+            job.position = {"epochs_done": epoch - 1, "batch": done}
+            return True
+        if time.time() - last_save >= 60 * cfg.save_every:
+            _save_all(job, position={"epochs_done": epoch - 1, "batch": done})
+            last_save = time.time()
+        return False
+
+    random.seed(cfg.seed * 1_000_003 + job.history.epochs_done() + 1)
+    with StopOnSignal() as stop:
+        train(job.model, job.data.corpus, ctx=job.ctx, num_epochs=epochs, num_steps=cfg.steps,
+              batch_size=cfg.batch_size, clipping_theta=cfg.clip, optimizer=job.optimizer,
+              is_random_iter=cfg.sampling == "random", val_corpus=job.data.val, history=job.history,
+              idx_to_char=job.data.idx_to_char, char_to_idx=job.data.char_to_idx, prefixes=job.prefixes,
+              pred_period=cfg.pred_period, pred_len=cfg.pred_len, on_epoch=on_epoch, on_batch=on_batch,
+              start_batch=job.start_batch, progress=True, log=log)
+    return outcome
+
+
+# --- finishing -----------------------------------------------------------------------------------
+
+def _write_atomically(path, write):
+    """Write a file through a temporary neighbour and a rename, so it is never half written."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def finish(job):
+    """Save the checkpoint(s), then history.csv, perplexity.png and samples.txt; returns the final scores."""
+    from .generation import generate
+    from .plot import save_perplexity_plot
+    from .training import evaluate_perplexity
+
+    out, cfg = Path(job.cfg.out), job.cfg
+    _save_all(job, position=job.position)
+    _write_atomically(out / "history.csv", job.history.to_csv)
+    if job.history.epoch:
+        _write_atomically(out / "perplexity.png", lambda p: save_perplexity_plot(
+            job.history, p, baseline=len(job.data.idx_to_char), file_format="png"))
+    samples = [generate(job.model, p, 200, ctx=job.ctx, idx_to_char=job.data.idx_to_char,
+                        char_to_idx=job.data.char_to_idx) for p in job.prefixes]
+    _write_atomically(out / "samples.txt", lambda p: p.write_text("\n\n".join(samples) + "\n", encoding="utf-8"))
+    score = dict(train=evaluate_perplexity(job.model, job.data.corpus[:SUMMARY_TOKENS], ctx=job.ctx,
+                                           num_steps=cfg.steps, batch_size=cfg.batch_size))
+    if job.data.val is not None:
+        score["val"] = evaluate_perplexity(job.model, job.data.val, ctx=job.ctx, num_steps=cfg.steps,
+                                           batch_size=cfg.batch_size)
+    return score
+
+
+def _ppl(value, token):
+    """'5.123 (2.36 bits/char)'."""
+    return f"{value:.3f} ({math.log2(value):.2f} bits/{token})" if value > 0 and math.isfinite(value) else f"{value}"
+
+
+def summary(job, score):
+    """The closing lines: the running training perplexity and what the final (and best) weights score."""
+    h, token, out = job.history, job.cfg.token, job.cfg.out
+    lines = []
+    if h.epoch:
+        lines.append(f"epoch {h.epoch[-1]:g}: training perplexity {_ppl(h.perplexity[-1], token)}, averaged over "
+                     "the epoch while the weights were still changing")
+    what = "the training text" if len(job.data.corpus) <= SUMMARY_TOKENS else f"the first {SUMMARY_TOKENS:,} tokens"
+    final = f"final weights: perplexity {_ppl(score['train'], token)} on {what}"
+    lines.append(final + (f", {_ppl(score['val'], token)} on the held-out text" if "val" in score else ""))
+    if job.best is not None:
+        lines.append(f"best held-out perplexity {_ppl(job.best[1], token)} at epoch {job.best[0]:g}, "
+                     f"saved in {out}/best/")
+    lines.append(f"wrote {out}/ (checkpoint/, history.csv, perplexity.png, samples.txt)")
+    return "\n".join(lines)
+
+
+def train_command(cfg):
+    """The main job: prepare, train, save, and say what was written; returns the exit status."""
+    from .training import Diverged
+
+    job = prepare(cfg)
+    try:
+        outcome = run(job)
+    except Diverged as err:
+        kept = f"; the last good checkpoint in {cfg.out} is kept" if (Path(cfg.out) / "checkpoint").exists() else ""
+        raise Diverged(err.value, err.batch, err.epoch, note=f"(now --lr {cfg.lr:g}, --clip {cfg.clip:g}){kept}") \
+            from None
+    score = finish(job)
+    print(summary(job, score), file=sys.stderr)
+    if outcome == "stopped":
+        where = job.position
+        print(f"interrupted in epoch {where['epochs_done'] + 1} after minibatch {where['batch']}: saved "
+              f"{cfg.out}/checkpoint; continue with --resume {cfg.out}", file=sys.stderr)
+        return 130
+    return 0
+
+
+# --- generate and evaluate -----------------------------------------------------------------------
+
+def _load(path, ctx, prefer_best):
+    """A checkpoint for generate/evaluate: best/ of a run folder when there is one."""
     from .checkpoint import load_checkpoint
-    from .generate import predict_rnn
+
+    return load_checkpoint(path, ctx, prefer_best=prefer_best)
+
+
+def generate_command(args):
+    """Print text generated from a checkpoint."""
+    from .data import preprocess
+    from .generation import generate
+
+    from .generation import check_sampling_args
+
+    if args.length < 0:
+        raise UsageError(f"--length must be >= 0, got {args.length}")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
+    try:
+        check_sampling_args(args.temperature, args.top_k)
+    except ValueError as err:
+        raise UsageError(f"--temperature/--top-k: {err}") from None
+    ctx = resolve_ctx(args.ctx)
+    ckpt = _load(args.checkpoint, ctx, prefer_best=True)
+    saved = {**asdict(TrainConfig()), **ckpt.config}
+    style = saved["preprocess"] or ("lecture" if saved["text"] else CORPORA[saved["corpus"]].preprocess)
+    prefix = preprocess(args.prefix, style) if saved["token"] == "char" else args.prefix
+    sampling = args.temperature is not None or args.top_k is not None
+    try:
+        text = generate(ckpt.model, prefix, args.length, ctx=ctx, idx_to_char=ckpt.idx_to_char,
+                        char_to_idx=ckpt.char_to_idx, top_k=args.top_k, seed=args.seed,
+                        temperature=(1.0 if args.temperature is None else args.temperature) if sampling else None)
+    except ValueError as err:
+        raise UsageError(f"--prefix: {err}") from None
+    print(text)
+    note = f"; the prefix was preprocessed like the training text ({style}): {prefix!r}" if prefix != args.prefix else ""
+    print(f"generated with {ckpt.folder}{note}", file=sys.stderr)
+    return 0
+
+
+def evaluate_command(args):
+    """Print the perplexity of a checkpoint on a text, without training."""
+    from . import data
+    from .training import evaluate_perplexity
 
     ctx = resolve_ctx(args.ctx)
-    params, idx_to_char, char_to_idx, cfg = load_checkpoint(args.checkpoint, ctx)
-    _, init_state, step = model_functions(cfg["model"])
-    if args.length < 0:
-        raise CLIError(f"--length must be >= 0, got {args.length}")
-    common = (args.prefix, args.length, step, params, init_state, cfg["hidden"], len(idx_to_char), ctx,
-              idx_to_char, char_to_idx)
-    if args.temperature is None and args.top_k is None:
-        print(predict_rnn(*common))
-        return
-    from .sampling import sample_rnn
+    ckpt = _load(args.checkpoint, ctx, prefer_best=not args.last)
+    saved = TrainConfig(**{k: v for k, v in {**asdict(TrainConfig()), **ckpt.config}.items()
+                           if k in {f.name for f in fields(TrainConfig)}})
+    if args.text or args.corpus:
+        saved.text, saved.corpus = args.text, args.corpus or saved.corpus
+        if args.split == "val" and not (saved.val_chars or saved.val_fraction):
+            args.split = "all"
+    if args.split == "val" and not (saved.val_chars or saved.val_fraction):
+        raise UsageError(f"{ckpt.folder} was trained without held-out text: give --text or --corpus to score "
+                         "a text, or --split train")
+    style, num_chars = saved.data_settings()
+    text = data.preprocess(read_source(saved), style)
+    if args.split != "all":
+        try:
+            train_text, val_text = data.split_text(text, num_chars=num_chars, val_chars=saved.val_chars,
+                                                   val_fraction=saved.val_fraction)
+        except ValueError as err:
+            raise UsageError(f"this text does not have the checkpoint's split ({err}); use --split all") from None
+        text = val_text if args.split == "val" else train_text
+    indices, missing = data.encode(text, ckpt.char_to_idx, saved.token)
+    steps = args.steps or saved.steps
+    if len(indices) < steps + 1:
+        raise UsageError(f"the text has {len(indices)} {saved.token}s in the vocabulary; scoring needs at "
+                         f"least {steps + 1}")
+    ppl = evaluate_perplexity(ckpt.model, indices, ctx=ctx, num_steps=steps, batch_size=args.batch_size)
+    source = saved.text or saved.corpus
+    report = {"source": source, "split": args.split, "tokens": int(len(indices)), "perplexity": ppl,
+              "bits_per_token": math.log2(ppl) if ppl > 0 and math.isfinite(ppl) else None,
+              "outside_vocabulary": int(sum(missing.values()))}
+    print(f"{source} ({args.split}, {len(indices):,} {saved.token}s): perplexity {_ppl(ppl, saved.token)}")
+    if missing:
+        shown = ", ".join(repr(t) for t, _ in missing.most_common(5))
+        print(f"{sum(missing.values())} {saved.token}s outside the model's vocabulary were left out ({shown})")
+    if args.json:
+        print(json.dumps(report))
+    print(f"scored {ckpt.folder}", file=sys.stderr)
+    return 0
 
-    print(sample_rnn(*common, temperature=1.0 if args.temperature is None else args.temperature,
-                     top_k=args.top_k, seed=args.seed))
 
+# --- the parser ----------------------------------------------------------------------------------
 
 def build_parser():
-    """The `d2lrnn` argument parser with its train and generate commands."""
+    """The `d2lrnn` argument parser with its train, generate and evaluate commands."""
     d = TrainConfig()
-    parser = Parser(prog="d2lrnn", description="Train and sample the STAT 157 lecture's character RNN.")
+    parser = Parser(prog="d2lrnn", description="Train, sample and score the STAT 157 lecture's character RNN.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    t = sub.add_parser("train", help="train the lecture model and write curves, samples and a checkpoint")
-    t.add_argument("--epochs", type=int, default=d.epochs)
-    t.add_argument("--hidden", type=int, default=d.hidden, help="hidden units (default %(default)s)")
-    t.add_argument("--steps", type=int, default=d.steps, help="time steps per minibatch (num_steps)")
-    t.add_argument("--batch-size", type=int, default=d.batch_size)
-    t.add_argument("--lr", type=float, default=d.lr, help="learning rate (default %(default)s)")
-    t.add_argument("--clip", type=float, default=d.clip, help="gradient clipping threshold theta")
-    t.add_argument("--sampling", choices=["random", "sequential"], default=d.sampling)
-    t.add_argument("--model", choices=["rnn", "gru", "lstm"], default=d.model)
-    t.add_argument("--token", choices=["char", "word"], default=d.token)
-    t.add_argument("--ctx", choices=["auto", "cpu", "gpu"], default=d.ctx)
-    t.add_argument("--text", help="train on this UTF-8 text file instead of The Time Machine")
-    t.add_argument("--num-chars", type=int, default=d.num_chars, help="characters of text to train on")
-    t.add_argument("--val-chars", type=int, default=d.val_chars,
-                   help="characters after the training text held out for validation (default 0: none)")
-    t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--out", default=d.out, help="output folder (default %(default)s)")
-    t.add_argument("--resume", help="continue training from this checkpoint folder")
-    t.add_argument("--overwrite", action="store_true", help="replace the model already in --out")
+    t = sub.add_parser("train", help="train a model and write curves, samples and checkpoints")
+    g = t.add_argument_group("model")
+    g.add_argument("--model", choices=list(MODELS), default=d.model,
+                   help="; ".join(f"{name}: {spec.summary}" for name, spec in MODELS.items()))
+    g.add_argument("--hidden", type=int, default=d.hidden, help="hidden units per layer (default %(default)s)")
+    g.add_argument("--layers", type=int, default=d.layers, help="recurrent layers (default %(default)s)")
+    g.add_argument("--embed", type=int, default=d.embed, help="embedding size; 0: one-hot input (default)")
+    g.add_argument("--dropout", type=float, default=d.dropout, help="dropout between layers (default 0)")
+    g = t.add_argument_group("training")
+    g.add_argument("--epochs", type=int, help="epochs to train (default 500, or until --minutes runs out)")
+    g.add_argument("--minutes", type=float, help="stop after this many minutes of training")
+    g.add_argument("--steps", type=int, default=d.steps, help="time steps per minibatch (num_steps)")
+    g.add_argument("--batch-size", type=int, default=d.batch_size)
+    g.add_argument("--optimizer", choices=["sgd", "adam"], default=d.optimizer)
+    g.add_argument("--lr", type=float, default=d.lr, help="learning rate (default %(default)s; try 0.002 with adam)")
+    g.add_argument("--clip", type=float, default=d.clip, help="gradient clipping threshold theta (inf: off)")
+    g.add_argument("--sampling", choices=["random", "sequential"], default=d.sampling)
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--ctx", choices=["auto", "cpu", "gpu"], default=d.ctx)
+    g = t.add_argument_group("data")
+    g.add_argument("--corpus", choices=list(CORPORA), default=d.corpus, help="built-in text (default %(default)s)")
+    g.add_argument("--text", help="train on this UTF-8 file instead of a built-in corpus")
+    g.add_argument("--preprocess", choices=list(PREPROCESS),
+                   help="lecture: lower case, line breaks as spaces (default for timemachine and --text); "
+                        "raw: as is (default for tinyshakespeare); letters: homework 8's letters and spaces")
+    g.add_argument("--token", choices=["char", "word"], default=d.token)
+    g.add_argument("--num-chars", type=int, help="characters to train on (default: 10000 of timemachine, "
+                                                 "else all but the held-out text)")
+    g.add_argument("--val-chars", type=int, default=d.val_chars,
+                   help="hold out this many characters after the training text (the end, without --num-chars)")
+    g.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help="hold out this fraction at the end of the text (0.1: nanoGPT's split)")
+    g = t.add_argument_group("output")
+    g.add_argument("--out", default=d.out, help="output folder (default %(default)s)")
+    g.add_argument("--resume", help="continue training from this run folder or checkpoint")
+    g.add_argument("--overwrite", action="store_true", help="replace the model already in --out")
+    g.add_argument("--prefix", action="append", help="start of the samples shown while training (repeatable; "
+                                                     "default: the text's first word)")
+    g.add_argument("--pred-period", type=int, default=d.pred_period, help="epochs between samples")
+    g.add_argument("--pred-len", type=int, default=d.pred_len, help="length of those samples")
+    g.add_argument("--eval-every", type=int, default=d.eval_every,
+                   help="also score the held-out text every this many minibatches (0: at epoch ends only)")
+    g.add_argument("--save-every", type=float, default=d.save_every,
+                   help="minutes between checkpoints while training (default %(default)s)")
+
     g = sub.add_parser("generate", help="print text generated by a trained checkpoint")
-    g.add_argument("--checkpoint", required=True, help="folder written by `d2lrnn train --out`")
+    g.add_argument("--checkpoint", required=True, help="a run folder (its best/ if any, else checkpoint/) or a "
+                                                       "checkpoint folder")
     g.add_argument("--prefix", required=True)
     g.add_argument("--length", type=int, default=100)
     g.add_argument("--temperature", type=float, help="sample instead of argmax, at this temperature")
     g.add_argument("--top-k", type=int, help="sample among the k most likely tokens only")
     g.add_argument("--seed", type=int, help="seed for sampling")
     g.add_argument("--ctx", choices=["auto", "cpu", "gpu"], default="auto")
+
+    e = sub.add_parser("evaluate", help="perplexity of a checkpoint on a text, without training")
+    e.add_argument("--checkpoint", required=True, help="a run folder (its best/ if any) or a checkpoint folder")
+    e.add_argument("--last", action="store_true", help="score checkpoint/ even when the run has a best/")
+    e.add_argument("--text", help="score this UTF-8 file (preprocessed like the training text)")
+    e.add_argument("--corpus", choices=list(CORPORA), help="score this built-in corpus")
+    e.add_argument("--split", choices=["val", "train", "all"], default="val",
+                   help="the checkpoint's held-out part (default), its training part, or the whole text")
+    e.add_argument("--steps", type=int, help="window length (default: the checkpoint's)")
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--json", action="store_true", help="also print the result as one JSON line")
+    e.add_argument("--ctx", choices=["auto", "cpu", "gpu"], default="auto")
     return parser
 
 
 def main(argv=None):
-    """Entry point; returns the exit status (2 on a user error, with one line on stderr)."""
+    """Entry point; returns the exit status (2 for a mistake, with one line on stderr)."""
     try:
         args = build_parser().parse_args(argv)
         if args.command == "generate":
-            generate(args)
-        else:
-            names = {f.name for f in fields(TrainConfig)}
-            train(TrainConfig(**{k: v for k, v in vars(args).items() if k in names}))
-    except (CLIError, ValueError, OSError) as err:
+            return generate_command(args)
+        if args.command == "evaluate":
+            return evaluate_command(args)
+        names = {f.name for f in fields(TrainConfig)}
+        return train_command(TrainConfig(**{k: v for k, v in vars(args).items() if k in names}))
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        return getattr(err, "exit_code", 2)

@@ -1,41 +1,66 @@
-"""Data: find The Time Machine, build a vocabulary, cut minibatches, one-hot encode."""
+"""Data: find a corpus, preprocess it, build a vocabulary, cut minibatches, one-hot encode.
+
+The corpus is a NumPy integer array (one entry per token): the vocabulary, the encoding and the
+minibatch iterators work on whole arrays, so a text of millions of characters loads in a second.
+"""
 import collections
-import hashlib
 import os
 import random
+import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import _compat  # noqa: F401  (numpy shim before MXNet)
+import numpy as np
 from mxnet import nd
 
-DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
-DATA_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
-DATA_FILE = "timemachine.txt"
+from .utils import UserError, file_digest
+
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 UNK = "<unk>"
 
 
-class DataError(ValueError):
-    """Raised when the corpus cannot be found, fetched or trusted."""
+@dataclass(frozen=True)
+class Corpus:
+    """A built-in text: its file name, where it is published, its sha1 and its usual preprocessing."""
+
+    file: str
+    url: str
+    sha1: str
+    preprocess: str
+    num_chars: int = None  # how much the lecture uses by default (None: all of it)
 
 
-def _sha1(path):
-    """Return the hex sha1 of a file."""
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 16), b""):
-            h.update(block)
-    return h.hexdigest()
+CORPORA = {
+    "timemachine": Corpus("timemachine.txt", "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt",
+                          "090b5e7e70c295757f55df93cb0a180b9691891a", "lecture", 10000),
+    "tinyshakespeare": Corpus(
+        "tinyshakespeare.txt",
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        "04486597058d11dcc2c556b1d0433891eb639d2e", "raw"),
+}
+DATA_URL, DATA_SHA1, DATA_FILE = (CORPORA["timemachine"].url, CORPORA["timemachine"].sha1,
+                                  CORPORA["timemachine"].file)
 
 
-def _checked(path):
+class DataError(UserError, ValueError):
+    """Raised when a text cannot be found, fetched, read or trusted."""
+
+
+def _corpus(name):
+    """The built-in corpus called `name`."""
+    if name not in CORPORA:
+        raise DataError(f"unknown corpus {name!r}: choose one of {', '.join(CORPORA)}")
+    return CORPORA[name]
+
+
+def _checked(path, corpus):
     """Return `path` if its sha1 is the corpus's, else raise DataError."""
-    digest = _sha1(path)
-    if digest != DATA_SHA1:
+    digest = file_digest(path, "sha1")
+    if digest != corpus.sha1:
         raise DataError(
-            f"{path} is not the course's {DATA_FILE}: its sha1 is {digest}, expected {DATA_SHA1}. "
-            f"Delete it (d2lrnn will download a fresh copy) or replace it with the file from {DATA_URL}."
+            f"{path} is not the course's {corpus.file}: its sha1 is {digest}, expected {corpus.sha1}. "
+            f"Delete it (d2lrnn will download a fresh copy) or replace it with the file from {corpus.url}."
         )
     return path
 
@@ -47,42 +72,69 @@ def cache_dir():
     return Path(os.environ.get("D2LRNN_CACHE_DIR") or pooch.os_cache("d2lrnn"))
 
 
-def get_corpus_path(data_dir=None, url=DATA_URL):
-    """Locate timemachine.txt (argument, $D2LRNN_DATA_DIR, repo data/, cache) or download it."""
-    candidates = [data_dir, os.environ.get("D2LRNN_DATA_DIR"), REPO_DATA_DIR, cache_dir()]
-    for folder in candidates:
-        if folder and (Path(folder) / DATA_FILE).is_file():
-            return _checked(Path(folder) / DATA_FILE)
-    return _download(url)
+def get_corpus_path(data_dir=None, url=None, corpus="timemachine"):
+    """Locate a built-in corpus (argument, $D2LRNN_DATA_DIR, repo data/, cache) or download it."""
+    spec = _corpus(corpus)
+    for folder in [data_dir, os.environ.get("D2LRNN_DATA_DIR"), REPO_DATA_DIR, cache_dir()]:
+        if folder and (Path(folder) / spec.file).is_file():
+            return _checked(Path(folder) / spec.file, spec)
+    return _download(url or spec.url, spec)
 
 
-def _download(url):
-    """Fetch the corpus into the cache with pooch, verifying its sha1."""
+def _download(url, corpus):
+    """Fetch a corpus into the cache with pooch, verifying its sha1."""
     import pooch
 
     try:
-        path = pooch.retrieve(url, known_hash=f"sha1:{DATA_SHA1}", fname=DATA_FILE,
-                              path=cache_dir(), progressbar=False)
+        path = pooch.retrieve(url, known_hash=f"sha1:{corpus.sha1}", fname=corpus.file, path=cache_dir(),
+                              progressbar=False)
     except ValueError as err:  # pooch's hash mismatch; the bad download is not kept
         raise DataError(f"the file downloaded from {url} failed its checksum ({err}); "
-                        f"expected sha1 {DATA_SHA1}") from None
+                        f"expected sha1 {corpus.sha1}") from None
     except Exception as err:  # offline, DNS failure, HTTP error, ...
         raise DataError(
-            f"{DATA_FILE} was not found locally and could not be downloaded from {url} "
+            f"{corpus.file} was not found locally and could not be downloaded from {url} "
             f"({type(err).__name__}: {err}). Download it on a machine with internet access "
-            f"(sha1 {DATA_SHA1}) and point the D2LRNN_DATA_DIR environment variable at its folder."
+            f"(sha1 {corpus.sha1}) and point the D2LRNN_DATA_DIR environment variable at its folder."
         ) from None
     return Path(path)
 
 
-def build_vocab(tokens, min_freq=0):
-    """Return (token_to_idx, idx_to_token), sorted so the order never depends on hashing."""
-    counts = collections.Counter(tokens)
-    kept = sorted(t for t, c in counts.items() if c >= min_freq and t != UNK)
-    if len(kept) < len(counts):  # something was dropped (or was <unk> already): keep a slot for it
-        kept = [UNK] + kept
-    token_to_idx = {t: i for i, t in enumerate(kept)}
-    return token_to_idx, kept
+def read_text(path):
+    """Read a UTF-8 text file, with clear errors for a missing, unreadable or empty file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"text file not found: {path}" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}): "
+                        "convert it, e.g. `iconv -t utf-8`") from None
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror}") from None
+    if not text.strip():
+        raise DataError(f"{path} is empty: give a text file with at least a few sentences")
+    return text
+
+
+def normalize(text):
+    """Lower-case and turn line breaks into spaces, as the lecture does."""
+    return text.replace("\n", " ").replace("\r", " ").lower()
+
+
+def letters_only(text):
+    """Homework 8's preprocessing: lower-case letters, every run of anything else one space."""
+    return " ".join(re.sub("[^A-Za-z]+", " ", text).lower().split())
+
+
+PREPROCESS = {"lecture": normalize, "raw": lambda text: text, "letters": letters_only}
+
+
+def preprocess(text, style="lecture"):
+    """Apply one of PREPROCESS: 'lecture' (lower case, no line breaks), 'raw' (as is) or 'letters'."""
+    if style not in PREPROCESS:
+        raise ValueError(f"preprocess must be one of {', '.join(PREPROCESS)}, not {style!r}")
+    return PREPROCESS[style](text)
 
 
 def tokenize(text, token="char"):
@@ -94,53 +146,105 @@ def tokenize(text, token="char"):
     raise ValueError(f"token must be 'char' or 'word', not {token!r}")
 
 
-def normalize(text):
-    """Lower-case and turn line breaks into spaces, as the lecture does."""
-    return text.replace("\n", " ").replace("\r", " ").lower()
+def _code_points(text):
+    """Text -> (len,) array of its characters' Unicode code points."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
-def corpus_from_text(text, num_chars=10000, token="char", min_freq=None):
+def char_vocab(text):
+    """(corpus indices, idx_to_char) of a text: every character, in code-point order, vectorised."""
+    codes = _code_points(text)                              # (len,)
+    present = np.flatnonzero(np.bincount(codes))            # sorted code points that occur
+    table = np.zeros(int(codes.max()) + 1, dtype=np.int32)  # code point -> index
+    table[present] = np.arange(present.size, dtype=np.int32)
+    return table[codes], [chr(c) for c in present]
+
+
+def build_vocab(tokens, min_freq=0):
+    """Return (token_to_idx, idx_to_token), sorted so the order never depends on hashing."""
+    counts = collections.Counter(tokens)
+    kept = sorted(t for t, c in counts.items() if c >= min_freq and t != UNK)
+    if len(kept) < len(counts):  # something was dropped (or was <unk> already): keep a slot for it
+        kept = [UNK] + kept
+    return {t: i for i, t in enumerate(kept)}, kept
+
+
+def _check_num_chars(num_chars):
+    """num_chars is None (all) or a positive whole number."""
+    if num_chars is not None and (int(num_chars) != num_chars or num_chars < 1):
+        raise ValueError(f"num_chars must be a whole number >= 1, or None for the whole text; got {num_chars!r}")
+
+
+def corpus_from_text(text, num_chars=10000, token="char", min_freq=None, preprocess_style="lecture"):
     """Turn raw text into the lecture's (corpus_indices, char_to_idx, idx_to_char, vocab_size)."""
-    text = normalize(text)
+    _check_num_chars(num_chars)
+    text = preprocess(text, preprocess_style)
     if num_chars is not None:
         text = text[:num_chars]
-    tokens = tokenize(text, token)
-    if not tokens:
+    if not text.strip():
         raise ValueError("the text is empty: give a corpus with at least a few characters")
-    if min_freq is None:  # words seen once become <unk>; every character is kept
+    if token == "char" and not min_freq:
+        corpus_indices, idx_to_char = char_vocab(text)
+        return corpus_indices, {c: i for i, c in enumerate(idx_to_char)}, idx_to_char, len(idx_to_char)
+    tokens = tokenize(text, token)
+    if min_freq is None:  # words seen once become <unk>
         min_freq = 2 if token == "word" else 0
     char_to_idx, idx_to_char = build_vocab(tokens, min_freq)
     unk = char_to_idx.get(UNK)
-    corpus_indices = [char_to_idx.get(t, unk) for t in tokens]
+    corpus_indices = np.array([char_to_idx.get(t, unk) for t in tokens], dtype=np.int32)
     return corpus_indices, char_to_idx, idx_to_char, len(idx_to_char)
 
 
-def encode_text(text, char_to_idx, token="char"):
-    """Map held-out text onto a training vocabulary (unknown tokens -> <unk>, else skipped with a warning)."""
-    tokens = tokenize(normalize(text), token)
+def encode(text, char_to_idx, token="char"):
+    """Map (already preprocessed) text onto a vocabulary: (indices, Counter of the tokens it lacks).
+
+    Tokens outside the vocabulary become <unk> when the vocabulary has it and are dropped otherwise.
+    """
     unk = char_to_idx.get(UNK)
-    unknown = collections.Counter(t for t in tokens if t not in char_to_idx)
-    if unknown and unk is None:
-        shown = ", ".join(repr(t) for t, _ in unknown.most_common(5))
-        warnings.warn(f"{sum(unknown.values())} of {len(tokens)} held-out {token}s are not in the training "
-                      f"vocabulary and are skipped (most common: {shown}); a vocabulary with {UNK} keeps them",
-                      stacklevel=2)
-    return [char_to_idx.get(t, unk) for t in tokens if t in char_to_idx or unk is not None]
+    if token == "char" and all(len(c) == 1 for c in char_to_idx):
+        codes = _code_points(text)
+        table = np.full(max(int(codes.max(initial=0)), max(map(ord, char_to_idx))) + 1, -1, dtype=np.int32)
+        table[[ord(c) for c in char_to_idx]] = list(char_to_idx.values())
+        indices = table[codes]                                 # (len,), -1 where unknown
+        missing = collections.Counter(chr(c) for c in codes[indices < 0])
+        return (indices[indices >= 0] if unk is None else np.where(indices < 0, unk, indices)), missing
+    tokens = tokenize(text, token)
+    missing = collections.Counter(t for t in tokens if t not in char_to_idx)
+    kept = [char_to_idx.get(t, unk) for t in tokens if t in char_to_idx or unk is not None]
+    return np.array(kept, dtype=np.int32), missing
 
 
-def read_text(path):
-    """Read a UTF-8 text file, with clear errors for a missing, unreadable or empty file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"text file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}): "
-                         "convert it, e.g. `iconv -t utf-8`") from None
-    if not text.strip():
-        raise ValueError(f"{path} is empty: give a text file with at least a few sentences")
-    return text
+def encode_text(text, char_to_idx, token="char", preprocess_style="lecture"):
+    """Map held-out text onto a training vocabulary (unknown tokens -> <unk>, else skipped with a warning)."""
+    indices, missing = encode(preprocess(text, preprocess_style), char_to_idx, token)
+    if missing and UNK not in char_to_idx:
+        shown = ", ".join(repr(t) for t, _ in missing.most_common(5))
+        warnings.warn(f"{sum(missing.values())} of {len(indices) + sum(missing.values())} held-out {token}s are "
+                      f"not in the training vocabulary and are skipped (most common: {shown}); a vocabulary "
+                      f"with {UNK} keeps them", stacklevel=2)
+    return indices
+
+
+def split_text(text, *, num_chars=None, val_chars=0, val_fraction=0.0):
+    """(training text, held-out text). val_fraction holds out the end of the text; val_chars the
+    characters right after the training text. Without num_chars the training text is all the rest."""
+    _check_num_chars(num_chars)
+    if val_chars and val_fraction:
+        raise ValueError("give val_chars or val_fraction, not both")
+    if int(val_chars) != val_chars or val_chars < 0 or not 0 <= val_fraction < 1:
+        raise ValueError(f"val_chars must be a whole number >= 0 and val_fraction in [0, 1); got "
+                         f"{val_chars!r} and {val_fraction!r}")
+    n = len(text)
+    held = round(val_fraction * n) if val_fraction else int(val_chars)
+    end = n - held if val_fraction or num_chars is None else num_chars  # where the training text ends
+    train_len = end if num_chars is None else min(num_chars, end)
+    if train_len < 1 or (not val_fraction and train_len + held > n):
+        raise ValueError(f"the text has {n} characters: not enough for {num_chars or 'the'} training "
+                         f"characters and {held} held-out ones")
+    if num_chars is not None and num_chars > end:
+        raise ValueError(f"num_chars={num_chars} overlaps the held-out text, which starts at character {end}")
+    start = end if val_fraction else train_len
+    return text[:train_len], text[start:start + held]
 
 
 def load_data_time_machine(num_chars=10000, data_dir=None, token="char", min_freq=None):
@@ -149,10 +253,17 @@ def load_data_time_machine(num_chars=10000, data_dir=None, token="char", min_fre
     return corpus_from_text(text, num_chars, token, min_freq)
 
 
+def load_data_tiny_shakespeare(num_chars=None, data_dir=None, preprocess_style="raw", token="char"):
+    """Load Tiny Shakespeare as the lecture's 4-tuple (65 characters with case and line breaks, raw)."""
+    text = read_text(get_corpus_path(data_dir, corpus="tinyshakespeare"))
+    return corpus_from_text(text, num_chars, token, preprocess_style=preprocess_style)
+
+
 def _check_fits(num_windows, what, batch_size, num_steps, corpus_len):
     """Raise a clear error when the corpus yields no minibatch at all."""
-    if batch_size < 1 or num_steps < 1:
-        raise ValueError(f"batch_size and num_steps must be >= 1 (got {batch_size}, {num_steps})")
+    for name, value in (("batch_size", batch_size), ("num_steps", num_steps)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
     if num_windows < 1:
         raise ValueError(
             f"a corpus of {corpus_len} tokens is too short for {what} with batch_size={batch_size} "
@@ -162,28 +273,28 @@ def _check_fits(num_windows, what, batch_size, num_steps, corpus_len):
 
 def data_iter_random(corpus_indices, batch_size, num_steps, ctx=None):
     """Yield (X, Y) minibatches of random, non-overlapping windows; Y is X shifted by one."""
-    num_examples = (len(corpus_indices) - 1) // num_steps
-    epoch_size = num_examples // batch_size
-    _check_fits(epoch_size, "random sampling", batch_size, num_steps, len(corpus_indices))
+    corpus = np.asarray(corpus_indices)
+    num_examples = (len(corpus) - 1) // max(num_steps, 1)
+    epoch_size = num_examples // max(batch_size, 1)
+    _check_fits(epoch_size, "random sampling", batch_size, num_steps, len(corpus))
     starts = [i * num_steps for i in range(num_examples)]
-    random.shuffle(starts)
+    random.shuffle(starts)  # Python's generator, so d2lrnn.set_seed (or random.seed) repeats a run
+    offsets = np.arange(num_steps)
     for i in range(epoch_size):
-        batch = starts[i * batch_size:(i + 1) * batch_size]
-        X = [corpus_indices[s:s + num_steps] for s in batch]
-        Y = [corpus_indices[s + 1:s + num_steps + 1] for s in batch]
-        yield nd.array(X, ctx=ctx), nd.array(Y, ctx=ctx)  # (batch_size, num_steps) each
+        windows = np.array(starts[i * batch_size:(i + 1) * batch_size])[:, None] + offsets  # (batch, steps)
+        yield nd.array(corpus[windows], ctx=ctx), nd.array(corpus[windows + 1], ctx=ctx)
 
 
 def data_iter_consecutive(corpus_indices, batch_size, num_steps, ctx=None):
     """Yield (X, Y) minibatches from batch_size parallel streams; batch k+1 continues batch k."""
-    batch_len = len(corpus_indices) // batch_size
-    epoch_size = (batch_len - 1) // num_steps
-    _check_fits(epoch_size, "sequential sampling", batch_size, num_steps, len(corpus_indices))
-    streams = nd.array(corpus_indices[:batch_size * batch_len], ctx=ctx)
-    streams = streams.reshape((batch_size, batch_len))  # (batch_size, batch_len)
+    corpus = np.asarray(corpus_indices)
+    batch_len = len(corpus) // max(batch_size, 1)
+    epoch_size = (batch_len - 1) // max(num_steps, 1)
+    _check_fits(epoch_size, "sequential sampling", batch_size, num_steps, len(corpus))
+    streams = nd.array(corpus[:batch_size * batch_len].reshape((batch_size, batch_len)), ctx=ctx)  # (batch, len)
     for i in range(epoch_size):
         t = i * num_steps
-        yield streams[:, t:t + num_steps], streams[:, t + 1:t + num_steps + 1]
+        yield streams[:, t:t + num_steps], streams[:, t + 1:t + num_steps + 1]  # (batch, steps) each
 
 
 def to_onehot(X, size):

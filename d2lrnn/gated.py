@@ -1,24 +1,22 @@
 """Gated recurrent models from scratch: the GRU and the LSTM, in the lecture's functional style."""
-from . import _compat  # noqa: F401  (restores numpy.bool before MXNet loads)
 from mxnet import nd
 
+from .model import init_rnn_state, normal
 
-def _normal(shape, ctx):
-    """N(0, 0.01) weights on ctx."""
-    return nd.random.normal(scale=0.01, shape=shape, ctx=ctx)
+init_gru_state = init_rnn_state  # a GRU carries one array, H, exactly like the RNN
 
 
 def _gate(vocab_size, num_hiddens, ctx):
     """One gate's [W_x, W_h, b]: input weights, hidden weights and a zero bias, on ctx."""
-    return [_normal((vocab_size, num_hiddens), ctx),   # W_x: (vocab, hidden)
-            _normal((num_hiddens, num_hiddens), ctx),  # W_h: (hidden, hidden)
-            nd.zeros(num_hiddens, ctx=ctx)]            # b:   (hidden,)
+    return [normal((vocab_size, num_hiddens), ctx),   # W_x: (vocab, hidden)
+            normal((num_hiddens, num_hiddens), ctx),  # W_h: (hidden, hidden)
+            nd.zeros(num_hiddens, ctx=ctx)]           # b:   (hidden,)
 
 
 def _with_output(gates, vocab_size, num_hiddens, ctx):
     """Append the output layer [W_hq, b_q] to the gate parameters and attach gradients."""
-    params = gates + [_normal((num_hiddens, vocab_size), ctx),  # W_hq: (hidden, vocab)
-                      nd.zeros(vocab_size, ctx=ctx)]            # b_q:  (vocab,)
+    params = gates + [normal((num_hiddens, vocab_size), ctx),  # W_hq: (hidden, vocab)
+                      nd.zeros(vocab_size, ctx=ctx)]           # b_q:  (vocab,)
     for p in params:
         p.attach_grad()
     return params
@@ -32,11 +30,6 @@ def get_gru_params(vocab_size, num_hiddens, ctx):
     return _with_output(gates, vocab_size, num_hiddens, ctx)
 
 
-def init_gru_state(batch_size, num_hiddens, ctx):
-    """A GRU carries one array, the hidden state H, as a 1-tuple."""
-    return (nd.zeros(shape=(batch_size, num_hiddens), ctx=ctx),)
-
-
 def gru(inputs, state, params):
     """Run the GRU over a list of (batch, vocab) inputs; return (outputs, (H,))."""
     W_xz, W_hz, b_z, W_xr, W_hr, b_r, W_xh, W_hh, b_h, W_hq, b_q = params
@@ -45,7 +38,7 @@ def gru(inputs, state, params):
     for X in inputs:
         Z = nd.sigmoid(nd.dot(X, W_xz) + nd.dot(H, W_hz) + b_z)          # update gate (batch, hidden)
         R = nd.sigmoid(nd.dot(X, W_xr) + nd.dot(H, W_hr) + b_r)          # reset gate (batch, hidden)
-        H_tilda = nd.tanh(nd.dot(X, W_xh) + nd.dot(R * H, W_hh) + b_h)  # candidate (batch, hidden)
+        H_tilda = nd.tanh(nd.dot(X, W_xh) + R * nd.dot(H, W_hh) + b_h)  # candidate (batch, hidden)
         H = Z * H + (1 - Z) * H_tilda                                    # (batch, hidden)
         outputs.append(nd.dot(H, W_hq) + b_q)                            # (batch, vocab)
     return outputs, (H,)
@@ -79,11 +72,3 @@ def lstm(inputs, state, params):
         H = O * nd.tanh(C)                                             # (batch, hidden)
         outputs.append(nd.dot(H, W_hq) + b_q)                          # (batch, vocab)
     return outputs, (H, C)
-
-
-def scratch_models():
-    """Every from-scratch model by name: (get_params, init_state, step function)."""
-    from .model import get_params, init_rnn_state, rnn
-
-    return {"rnn": (get_params, init_rnn_state, rnn), "gru": (get_gru_params, init_gru_state, gru),
-            "lstm": (get_lstm_params, init_lstm_state, lstm)}

@@ -1,22 +1,31 @@
-"""Model: the lecture's RNN from scratch, and the concise Gluon version."""
-from . import _compat  # noqa: F401
-from mxnet import nd
+"""Model: the lecture's RNN from scratch, the Gluon version, and the one interface both share.
+
+Every model is called as `model(X, state)` on a (batch, steps) array of token indices and returns
+`(logits, state)` with logits of shape (steps * batch, vocab), time-major; it makes its first state
+with `model.begin_state(batch_size=..., ctx=...)`, lists its trainable arrays with
+`model.param_arrays()`, and `model.config` says how the registry rebuilds it.
+"""
+import inspect
+
+from mxnet import gluon, nd
 from mxnet.gluon import nn
 
+from .data import to_onehot
 
-def _normal(shape, ctx):
-    """N(0, 0.01) weights on ctx."""
+
+def normal(shape, ctx):
+    """N(0, 0.01) weights on ctx, the lecture's initialisation."""
     return nd.random.normal(scale=0.01, shape=shape, ctx=ctx)
 
 
 def get_params(vocab_size, num_hiddens, ctx):
     """[W_xh, W_hh, b_h, W_hq, b_q] with gradients attached, all on ctx."""
     params = [
-        _normal((vocab_size, num_hiddens), ctx),   # W_xh
-        _normal((num_hiddens, num_hiddens), ctx),  # W_hh
-        nd.zeros(num_hiddens, ctx=ctx),            # b_h
-        _normal((num_hiddens, vocab_size), ctx),   # W_hq
-        nd.zeros(vocab_size, ctx=ctx),             # b_q
+        normal((vocab_size, num_hiddens), ctx),   # W_xh
+        normal((num_hiddens, num_hiddens), ctx),  # W_hh
+        nd.zeros(num_hiddens, ctx=ctx),           # b_h
+        normal((num_hiddens, vocab_size), ctx),   # W_hq
+        nd.zeros(vocab_size, ctx=ctx),            # b_q
     ]
     for p in params:
         p.attach_grad()
@@ -59,22 +68,106 @@ def rnn(inputs, state, params):
     return split_steps(Y, num_steps), (H,)
 
 
-class RNNModel(nn.Block):
-    """One-hot inputs -> a Gluon recurrent layer -> a dense layer over the vocabulary."""
+def call_get_params(get_params, vocab_size, num_hiddens, ctx):
+    """Call the lecture's zero-argument get_params closure, or get_params(vocab, hidden, ctx)."""
+    try:
+        inspect.signature(get_params).bind(vocab_size, num_hiddens, ctx)
+    except TypeError:
+        return get_params()
+    return get_params(vocab_size, num_hiddens, ctx)
 
-    def __init__(self, rnn_layer, vocab_size, **kwargs):
+
+class ScratchModel:
+    """The lecture's functional triple (get_params, init_state, rnn) as one model object."""
+
+    def __init__(self, rnn, get_params, init_state, *, vocab_size, num_hiddens, ctx, params=None,
+                 name=None):
+        self.rnn, self.init_state = rnn, init_state
+        self.vocab_size, self.num_hiddens, self.name = vocab_size, num_hiddens, name
+        self.params = call_get_params(get_params, vocab_size, num_hiddens, ctx) if params is None else params
+
+    def __call__(self, X, state):
+        """X (batch, steps) token indices -> logits (steps * batch, vocab), new state."""
+        outputs, state = self.rnn(to_onehot(X, self.vocab_size), state, self.params)  # steps x (batch, vocab)
+        return nd.concat(*outputs, dim=0), tuple(state)
+
+    def begin_state(self, batch_size, ctx):
+        """The zero state for a batch, on ctx."""
+        return tuple(self.init_state(batch_size, self.num_hiddens, ctx))
+
+    def param_arrays(self):
+        """The trainable arrays, each with its .grad."""
+        return list(self.params)
+
+    @property
+    def config(self):
+        """What the registry needs to rebuild this model (None for a student's own functions)."""
+        return None if self.name is None else {"model": self.name, "hidden": self.num_hiddens}
+
+
+class RNNModel(nn.Block):
+    """One-hot (or embedded) inputs -> a Gluon recurrent layer -> a dense layer over the vocabulary."""
+
+    def __init__(self, rnn_layer, vocab_size, embed_size=0, **kwargs):
         super().__init__(**kwargs)
         self.rnn = rnn_layer
         self.vocab_size = vocab_size
+        self.embedding = nn.Embedding(vocab_size, embed_size) if embed_size else None
         self.dense = nn.Dense(vocab_size)
+        self.config = None  # set by the registry: what rebuilds this model
 
     def forward(self, inputs, state):
         """inputs (batch, steps) -> logits (steps * batch, vocab), new state."""
-        X = nd.one_hot(inputs.T, self.vocab_size)  # (steps, batch, vocab)
-        Y, state = self.rnn(X, state)              # Y: (steps, batch, hidden)
+        if self.embedding is None:
+            X = nd.one_hot(inputs.T, self.vocab_size)  # (steps, batch, vocab)
+        else:
+            X = self.embedding(inputs.T)               # (steps, batch, embed)
+        Y, state = self.rnn(X, state)                  # Y: (steps, batch, hidden)
         output = self.dense(Y.reshape((-1, Y.shape[-1])))  # (steps * batch, vocab)
         return output, state
 
     def begin_state(self, *args, **kwargs):
         """Initial state of the recurrent layer (a list of arrays)."""
         return self.rnn.begin_state(*args, **kwargs)
+
+    def param_arrays(self):
+        """The trainable arrays (one tiny forward pass first settles the shapes Gluon infers late)."""
+        params = list(self.collect_params().values())
+        try:
+            return [p.data() for p in params]
+        except gluon.parameter.DeferredInitializationError:
+            ctx = params[0].list_ctx()[0]
+            self(nd.zeros((1, 1), ctx=ctx), self.begin_state(batch_size=1, ctx=ctx))
+            return [p.data() for p in params]
+
+
+class LayerStack(nn.Block):
+    """Single-layer Gluon recurrent layers one above another, with dropout between them.
+
+    Gluon's own num_layers=2 with dropout=p would do the same on paper, but MXNet 1.9.1's oneDNN
+    kernel, which runs the fused layers on a CPU, silently ignores p (tests/test_model.py shows it).
+    The state is the layers' states one after another: (h_1, h_2, ...), or (h_1, c_1, h_2, c_2, ...).
+    """
+
+    def __init__(self, layers, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.layers = nn.Sequential()
+        for layer in layers:
+            self.layers.add(layer)
+        self.dropout = nn.Dropout(dropout) if dropout else None
+
+    def forward(self, X, state):
+        """X (steps, batch, features) -> (Y (steps, batch, hidden), new state)."""
+        new_state, i = [], 0
+        for k, layer in enumerate(self.layers):
+            n = len(layer.state_info())
+            X, layer_state = layer(X, list(state[i:i + n]))
+            new_state += layer_state
+            i += n
+            if self.dropout is not None and k < len(self.layers) - 1:
+                X = self.dropout(X)
+        return X, new_state
+
+    def begin_state(self, *args, **kwargs):
+        """Every layer's initial state, one after another."""
+        return [s for layer in self.layers for s in layer.begin_state(*args, **kwargs)]

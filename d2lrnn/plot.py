@@ -1,4 +1,5 @@
 """Plots: perplexity curves shared by the notebooks and the command line."""
+import math
 
 
 def _as_dict(histories):
@@ -15,8 +16,9 @@ def plot_perplexity(histories, ax=None, title="Perplexity per epoch", logy=True,
     for label, h in _as_dict(histories).items():
         name = f"{label} " if label else ""
         line, = ax.plot(h.epoch, h.perplexity, label=f"{name}train")
-        if h.val_perplexity:
-            ax.plot(h.epoch, h.val_perplexity, "--", color=line.get_color(), label=f"{name}held-out")
+        if h.has_val():
+            val = [math.nan if v is None else v for v in h.val_perplexity]  # a gap where not measured
+            ax.plot(h.epoch, val, "--", color=line.get_color(), label=f"{name}held-out")
     if baseline is not None:
         ax.axhline(baseline, color="gray", lw=0.8, ls=":", label=f"uniform guess ({baseline})")
     if logy:
@@ -33,13 +35,13 @@ def plot_perplexity(histories, ax=None, title="Perplexity per epoch", logy=True,
     return ax
 
 
-def save_perplexity_plot(history, path, baseline=None):
-    """Draw the perplexity curve into a PNG file without needing a display."""
+def save_perplexity_plot(history, path, baseline=None, file_format=None):
+    """Draw the perplexity curve into an image file (PNG unless the name says otherwise), no display needed."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 3.5), tight_layout=True)
     plot_perplexity(history, ax=fig.add_subplot(), baseline=baseline)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format=file_format)
 
 
 class LivePlot:

@@ -1,11 +1,23 @@
-"""Devices and seeds."""
+"""Devices, seeds, file digests, and the error type for mistakes a user can fix."""
+import hashlib
 import random
 
-import numpy as np
-
-from . import _compat  # noqa: F401
 import mxnet as mx
+import numpy as np
 from mxnet import nd
+
+
+class UserError(Exception):
+    """A mistake in the user's input or files: reported in one line that says what to do."""
+
+
+def file_digest(path, algorithm):
+    """Hex digest of a file ('sha1', 'sha256', ...), read in blocks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _gpu_works(i):

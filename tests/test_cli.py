@@ -3,6 +3,7 @@ import csv
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -32,8 +33,11 @@ def trained(tmp_path, text_file):
 def test_train_reports_perplexity_and_bits(tmp_path, text_file, capsys):
     assert main(["train", "--text", str(text_file), "--out", str(tmp_path / "r"), "--val-chars", "150",
                  "--num-chars", "600", *FAST]) == 0
-    assert re.search(r"final perplexity \d+\.\d{3} \(\d\.\d\d bits/char\), held-out \d+\.\d{3}",
-                     capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert re.search(r"epoch 2: training perplexity \d+\.\d{3} \(\d\.\d\d bits/char\), averaged over the epoch", err)
+    assert re.search(r"final weights: perplexity \d+\.\d{3} \(\d\.\d\d bits/char\) on the training text, "
+                     r"\d+\.\d{3} \(\d\.\d\d bits/char\) on the held-out text", err)
+    assert re.search(r"best held-out perplexity \d+\.\d{3} .* at epoch [12], saved in .*/best/", err)
 
 
 def test_train_writes_curves_samples_and_checkpoint(trained):
@@ -41,9 +45,10 @@ def test_train_writes_curves_samples_and_checkpoint(trained):
     rows = list(csv.DictReader(open(trained / "history.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"] and all(float(r["val_perplexity"]) > 1 for r in rows)
     assert (trained / "perplexity.png").read_bytes()[:4] == b"\x89PNG"
-    assert (trained / "samples.txt").read_text().startswith("traveller")
+    assert (trained / "samples.txt").read_text().startswith("the ")  # the text's first word
     ckpt = trained / "checkpoint"
-    assert {p.name for p in ckpt.iterdir()} == {"params.nd", "vocab.json", "config.json", "history.csv"}
+    assert {p.name for p in ckpt.iterdir()} == {"params.nd", "vocab.json", "config.json", "history.csv",
+                                                "manifest.json"}
     assert json.loads((ckpt / "config.json").read_text())["hidden"] == 16
     assert not any(p.name.startswith(".") for p in trained.iterdir())  # no temporary leftovers
 
@@ -63,24 +68,35 @@ def test_a_trained_model_is_not_overwritten_by_accident(trained, text_file, caps
     assert main(again + ["--resume", str(trained)]) == 0  # continuing in place is fine
 
 
-def test_ctrl_c_saves_what_was_trained(tmp_path, text_file, monkeypatch, capsys):
-    from d2lrnn import train as train_mod
+def test_ctrl_c_stops_at_the_next_minibatch_saves_and_resumes_there(tmp_path, text_file, monkeypatch, capsys):
+    """The first SIGINT only asks the loop to stop: the run saves where it stopped, exits 130, and
+    --resume continues in the same epoch at the next minibatch."""
+    from d2lrnn import training
 
-    real_epoch, calls = train_mod.train_epoch, []
+    real_epoch, calls, sent = training.train_epoch, [], []
 
-    def interrupted_epoch(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_epoch(*args)
+    def interrupted_epoch(*args, **kwargs):
+        calls.append(kwargs.get("start_batch"))
+        if len(calls) == 3 and not sent:  # Ctrl-C arrives during epoch 3, before its first minibatch ends
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "train_epoch", interrupted_epoch)
+    monkeypatch.setattr(training, "train_epoch", interrupted_epoch)
     out = tmp_path / "cut"
-    assert main(["train", "--text", str(text_file), "--out", str(out), "--num-chars", "600",
-                 "--epochs", "10", "--hidden", "16", "--steps", "8", "--batch-size", "4"]) == 0
-    assert "saving the 2 epochs" in capsys.readouterr().err
+    args = ["train", "--text", str(text_file), "--out", str(out), "--num-chars", "600", "--epochs", "5",
+            "--hidden", "16", "--steps", "8", "--batch-size", "4"]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted in epoch 3 after minibatch 1" in err and f"--resume {out}" in err
     assert [r["epoch"] for r in csv.DictReader(open(out / "history.csv"))] == ["1", "2"]
-    assert (out / "checkpoint" / "params.nd").is_file()
+    config = json.loads((out / "checkpoint" / "config.json").read_text())
+    assert config["position"] == {"epochs_done": 2, "batch": 1}
+    calls.clear()
+    assert main(args + ["--resume", str(out)]) == 0
+    assert calls[0] == 1 and calls[1:] == [0] * (len(calls) - 1)  # epoch 3 goes on after its first minibatch
+    assert [r["epoch"] for r in csv.DictReader(open(out / "history.csv"))] == [str(e) for e in range(1, 8)]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
 
 
 def test_resume_continues_the_history(trained, text_file, tmp_path):
@@ -102,16 +118,19 @@ def test_resume_with_another_vocabulary_or_model_is_refused(trained, tmp_path, c
     other.write_text("completely different words, quite unlike the book " * 30)
     assert "vocabulary" in _error(capsys, ["train", "--text", str(other), "--resume", str(trained), *FAST])
     assert "model='rnn'" in _error(capsys, ["train", "--resume", str(trained), "--model", "gru", *FAST])
+    assert "optimizer='sgd'" in _error(capsys, ["train", "--resume", str(trained), "--optimizer", "adam", *FAST])
 
 
 def test_bad_arguments_end_with_one_clear_line(tmp_path, text_file, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
     assert "not found" in _error(capsys, ["train", "--text", str(tmp_path / "nope.txt")])
+    assert "folder" in _error(capsys, ["train", "--text", str(tmp_path)])
+    assert "invalid choice: 'transformer'" in _error(capsys, ["train", "--model", "transformer"])
     assert "empty" in _error(capsys, ["train", "--text", str(empty)])
     assert "too short" in _error(capsys, ["train", "--text", str(text_file), "--num-chars", "100",
                                           "--steps", "64"])
-    assert "--lr must be positive" in _error(capsys, ["train", "--lr", "0"])
+    assert "--lr must be a positive finite number" in _error(capsys, ["train", "--lr", "0"])
     assert "--batch-size must be at least 1" in _error(capsys, ["train", "--batch-size", "0"])
     assert "invalid choice: 'tpu'" in _error(capsys, ["train", "--ctx", "tpu"])
     assert "no checkpoint" in _error(capsys, ["generate", "--checkpoint", str(tmp_path), "--prefix", "a"])
@@ -133,10 +152,23 @@ def test_module_entry_point_exits_nonzero_without_traceback(tmp_path):
     assert proc.stderr.strip() == f"error: text file not found: {tmp_path / 'missing.txt'}"
 
 
-@pytest.mark.parametrize("model", ["gru", "lstm"])
-def test_gated_models_train_and_generate(tmp_path, text_file, model, capsys):
+def test_model_choices_come_from_the_registry():
+    from d2lrnn.cli import build_parser
+    from d2lrnn.registry import MODELS
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    choices = next(a.choices for a in train_parser._actions if a.dest == "model")
+    assert list(choices) == list(MODELS) and {"rnn", "gru", "lstm", "gluon-lstm"} <= set(choices)
+
+
+@pytest.mark.parametrize("model", ["gru", "lstm", "gluon-lstm"])
+def test_other_models_train_resume_and_generate(tmp_path, text_file, model, capsys):
     out = tmp_path / model
-    assert main(["train", "--text", str(text_file), "--model", model, "--out", str(out), *FAST]) == 0
+    args = ["train", "--text", str(text_file), "--model", model, "--out", str(out), "--val-chars", "100",
+            "--num-chars", "600", *FAST]
+    assert main(args) == 0
+    assert main(args + ["--resume", str(out), "--optimizer", "sgd"]) == 0
+    assert [r["epoch"] for r in csv.DictReader(open(out / "history.csv"))] == ["1", "2", "3", "4"]
     capsys.readouterr()
     assert main(["generate", "--checkpoint", str(out), "--prefix", "the", "--length", "5"]) == 0
     assert len(capsys.readouterr().out.rstrip("\n")) == 8
@@ -157,13 +189,13 @@ def test_a_failed_save_keeps_the_old_checkpoint(trained, monkeypatch):
     from d2lrnn import checkpoint
 
     before = (trained / "checkpoint" / "params.nd").read_bytes()
-    params, vocab, _, config = checkpoint.load_checkpoint(trained, __import__("mxnet").cpu())
+    ckpt = checkpoint.load_checkpoint(trained, __import__("mxnet").cpu())
 
     def broken(*args):
         raise OSError("disk full")
 
     monkeypatch.setattr(checkpoint.nd, "save", broken)
     with pytest.raises(OSError, match="disk full"):
-        checkpoint.save_checkpoint(trained / "checkpoint", params, vocab, config)
+        checkpoint.save_checkpoint(trained / "checkpoint", ckpt.model, ckpt.idx_to_char, config=ckpt.config)
     assert (trained / "checkpoint" / "params.nd").read_bytes() == before
     assert sorted(p.name for p in trained.iterdir() if p.name.startswith(".")) == []

@@ -106,6 +106,7 @@ def run(cmd, **kwargs):
     return out.returncode, out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_colab_rehearsal(tmp_path):
     python = python312()
     if python is None:

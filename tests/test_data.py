@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import mxnet as mx
 import numpy as np
@@ -12,6 +13,10 @@ import pytest
 
 import d2lrnn
 from d2lrnn import data
+from d2lrnn.utils import file_digest
+
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 def test_time_machine_matches_the_lecture(corpus_dir):
@@ -35,13 +40,66 @@ def test_vocabulary_does_not_depend_on_hash_seed(corpus_dir):
 def test_corpus_from_text_lowercases_and_joins_lines():
     corpus, char_to_idx, idx_to_char, v = d2lrnn.corpus_from_text("Ab\nba\r", num_chars=4)
     assert idx_to_char == [" ", "a", "b"] and v == 3
-    assert corpus == [1, 2, 0, 2]
+    assert corpus.tolist() == [1, 2, 0, 2]
 
 
 def test_word_level_maps_rare_words_to_unk():
     corpus, w2i, i2w, v = d2lrnn.corpus_from_text("the cat the dog the cat", token="word")
     assert i2w == ["<unk>", "cat", "the"]
     assert [i2w[i] for i in corpus] == ["the", "cat", "the", "<unk>", "the", "cat"]
+
+
+def test_the_lecture_api_still_reads_like_a_list(corpus_dir):
+    """Lecture notebooks print corpus_indices[:20], take len, index and slice it."""
+    corpus, char_to_idx, idx_to_char, _ = d2lrnn.load_data_time_machine()
+    assert isinstance(corpus, np.ndarray) and corpus.dtype == np.int32 and len(corpus) == 10000
+    assert "".join(idx_to_char[i] for i in corpus[:20]) == "the time machine, by"
+    assert idx_to_char[corpus[4]] == "t" and list(corpus[2:4]) == [char_to_idx["e"], char_to_idx[" "]]
+
+
+def test_vectorised_vocabulary_equals_the_definition():
+    """sorted(set(text)) and a dict lookup per character, on text with many scripts."""
+    rng = np.random.default_rng(0)
+    alphabet = list("abc XYZ\n\t.,;é中文ждё🙂\u00a0") + [chr(0x10FFFF)]
+    text = "".join(rng.choice(alphabet, size=5000))
+    corpus, char_to_idx, idx_to_char, v = d2lrnn.corpus_from_text(text, num_chars=None, preprocess_style="raw")
+    assert idx_to_char == sorted(set(text)) and v == len(set(text))
+    assert corpus.tolist() == [char_to_idx[c] for c in text]
+    indices, missing = data.encode("aé?🙂?", char_to_idx)
+    assert indices.tolist() == [char_to_idx[c] for c in "aé🙂"] and missing == {"?": 2}
+
+
+def test_preprocessing_choices():
+    text = "But, Brutus!\nIs an honourable MAN -- 42."
+    assert data.preprocess(text, "lecture") == "but, brutus! is an honourable man -- 42."
+    assert data.preprocess(text, "raw") == text
+    assert data.preprocess(text, "letters") == "but brutus is an honourable man"
+    with pytest.raises(ValueError, match="lecture, raw, letters"):
+        data.preprocess(text, "stemmed")
+
+
+def test_tiny_shakespeare_raw_and_letters():
+    folder = SHARED / "tinyshakespeare.txt"
+    if not folder.is_file():
+        pytest.skip("../shared/data/tinyshakespeare.txt is absent")
+    corpus, _, idx_to_char, v = d2lrnn.load_data_tiny_shakespeare(data_dir=SHARED)
+    assert len(corpus) == 1115394 and v == 65 and "\n" in idx_to_char and "A" in idx_to_char
+    corpus, _, idx_to_char, v = d2lrnn.load_data_tiny_shakespeare(data_dir=SHARED, preprocess_style="letters")
+    assert v == 27 and "".join(idx_to_char) == " abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.mark.parametrize("num_chars", [0, -1, -5, 2.5])
+def test_bad_num_chars_are_errors_not_silent_cuts(num_chars):
+    with pytest.raises(ValueError, match="num_chars"):
+        d2lrnn.corpus_from_text("abc " * 10, num_chars)
+
+
+@pytest.mark.parametrize("it", [d2lrnn.data_iter_random, d2lrnn.data_iter_consecutive])
+@pytest.mark.parametrize("batch_size, num_steps, name", [(0, 5, "batch_size"), (-2, 5, "batch_size"),
+                                                         (2, 0, "num_steps"), (2.5, 5, "batch_size")])
+def test_bad_iterator_sizes_are_value_errors(it, batch_size, num_steps, name):
+    with pytest.raises(ValueError, match=name):
+        next(it(list(range(100)), batch_size, num_steps))
 
 
 def test_empty_text_and_bad_token_are_errors():
@@ -139,7 +197,7 @@ def test_download_verifies_and_caches(corpus_dir, no_local_copies, http_server):
     root, base = http_server
     (root / "timemachine.txt").write_bytes((corpus_dir / "timemachine.txt").read_bytes())
     path = data.get_corpus_path(url=f"{base}/timemachine.txt")
-    assert path.parent == data.cache_dir() and data._sha1(path) == data.DATA_SHA1
+    assert path.parent == data.cache_dir() and file_digest(path, "sha1") == data.DATA_SHA1
     (root / "timemachine.txt").unlink()  # the second lookup must come from the cache
     assert data.get_corpus_path(url=f"{base}/timemachine.txt") == path
     assert d2lrnn.load_data_time_machine()[3] == 43
@@ -164,6 +222,21 @@ def test_offline_error_says_what_to_do(no_local_copies, http_server):
 def test_held_out_text_maps_onto_the_training_vocabulary():
     _, c2i, i2c, _ = d2lrnn.corpus_from_text("abc abc")
     with pytest.warns(UserWarning, match=r"2 of 7 held-out chars .* skipped .*'x'"):
-        assert data.encode_text("Ab xx c", c2i) == [c2i[c] for c in "ab  c"]
+        assert data.encode_text("Ab xx c", c2i).tolist() == [c2i[c] for c in "ab  c"]
     _, w2i, i2w, _ = d2lrnn.corpus_from_text("the cat the dog the cat", token="word")
     assert [i2w[i] for i in data.encode_text("The bird", w2i, "word")] == ["the", "<unk>"]
+
+
+def test_tiny_shakespeare_downloads_with_its_checksum(no_local_copies, http_server):
+    if not (SHARED / "tinyshakespeare.txt").is_file():
+        pytest.skip("../shared/data/tinyshakespeare.txt is absent")
+    root, base = http_server
+    (root / "input.txt").write_bytes((SHARED / "tinyshakespeare.txt").read_bytes())
+    path = data.get_corpus_path(url=f"{base}/input.txt", corpus="tinyshakespeare")
+    assert path == data.cache_dir() / "tinyshakespeare.txt"
+    (root / "input.txt").write_text("First Citizen: a forgery")
+    path.unlink()
+    with pytest.raises(data.DataError, match="checksum"):
+        data.get_corpus_path(url=f"{base}/input.txt", corpus="tinyshakespeare")
+    with pytest.raises(data.DataError, match="unknown corpus 'tinystories'"):
+        data.get_corpus_path(corpus="tinystories")

@@ -4,7 +4,7 @@ import pytest
 
 import d2lrnn  # noqa: F401  (numpy shim before MXNet)
 import mxnet as mx
-from mxnet import nd
+from mxnet import autograd, nd
 from mxnet.gluon import rnn as grnn
 
 from d2lrnn.data import to_onehot
@@ -139,20 +139,60 @@ def _gru_layer(params):
     return _gluon_layer(grnn.GRU(HID, input_size=V), *_stack(params, [1, 0, 2]))
 
 
-def test_gru_equals_gluon_gru_when_W_hh_is_diagonal():
-    # Gluon computes n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); the lecture computes
-    # tanh(x W_xh + (r * h) W_hh + b_h). With b_hn = 0 (we load the whole bias into b_in) the two
-    # agree exactly when W_hh is diagonal, since then (r * h) W_hh = r * (h W_hh).
-    params = _randomize(get_gru_params(V, HID, mx.cpu()))
-    params[7][:] = nd.array(np.diag(np.random.normal(scale=1.5, size=HID)))  # W_hh diagonal
+def test_gru_equals_gluon_gru():
+    # The lecture's candidate tanh(x W_xh + r * (h W_hh) + b_h) is Gluon's (and cuDNN's)
+    # tanh(W_in x + b_in + r * (W_hn h + b_hn)) with the whole bias in b_in: the same map.
+    params = _randomize(get_gru_params(V, HID, mx.cpu()), scale=1.0)
     _compare_with_gluon(gru, params, _gru_layer(params), _random_state(1), _inputs())
 
 
-def test_gru_reset_placement_differs_from_gluon_in_general():
-    # documents why the oracle above needs a diagonal W_hh: the two GRU variants are different maps
+def _original_gru(inputs, state, params):
+    """Cho et al.'s 2014 GRU: the reset gate applied before the product, (R * H) W_hh."""
+    W_xz, W_hz, b_z, W_xr, W_hr, b_r, W_xh, W_hh, b_h, W_hq, b_q = params
+    H, = state
+    outputs = []
+    for X in inputs:
+        Z = nd.sigmoid(nd.dot(X, W_xz) + nd.dot(H, W_hz) + b_z)
+        R = nd.sigmoid(nd.dot(X, W_xr) + nd.dot(H, W_hr) + b_r)
+        H = Z * H + (1 - Z) * nd.tanh(nd.dot(X, W_xh) + nd.dot(R * H, W_hh) + b_h)
+        outputs.append(nd.dot(H, W_hq) + b_q)
+    return outputs, (H,)
+
+
+def test_the_2014_gru_is_a_different_map():
+    """Documents the other variant: with a general W_hh the two GRUs disagree."""
     params = _randomize(get_gru_params(V, HID, mx.cpu()), scale=1.0)
-    with pytest.raises(AssertionError):
-        _compare_with_gluon(gru, params, _gru_layer(params), _random_state(1), _inputs())
+    inputs, state = _inputs(), _random_state(1)
+    a, _ = gru(inputs, state, params)
+    b, _ = _original_gru(inputs, state, params)
+    assert np.abs(a[-1].asnumpy() - b[-1].asnumpy()).max() > 1e-2
+
+
+@pytest.mark.parametrize("model, get, layer_class, order, n_state",
+                         [(gru, get_gru_params, grnn.GRU, [1, 0, 2], 1),
+                          (lstm, get_lstm_params, grnn.LSTM, [0, 1, 3, 2], 2)])
+def test_gradients_equal_gluons(model, get, layer_class, order, n_state):
+    """The same loss through the scratch cell and the fused layer: equal weight and bias gradients."""
+    params = _randomize(get(V, HID, mx.cpu()), scale=0.7)
+    for p in params:
+        p.attach_grad()
+    layer = _gluon_layer(layer_class(HID, input_size=V), *_stack(params, order))
+    inputs, state = _inputs(), _random_state(n_state)
+    G = nd.array(np.random.normal(size=(STEPS, BATCH, V)))  # a random linear loss on the outputs
+    W_hq, b_q = params[-2].copy(), params[-1].copy()
+    with autograd.record():
+        outputs, _ = model(inputs, state, params)
+        loss = sum((y * G[t]).sum() for t, y in enumerate(outputs))
+    loss.backward()
+    with autograd.record():
+        H_seq, _ = layer(nd.stack(*inputs), [s.expand_dims(0) for s in state])  # (steps, batch, hidden)
+        loss = (nd.dot(H_seq, W_hq) + b_q) * G
+        loss = loss.sum()
+    loss.backward()
+    i2h, h2h, bias = _stack([p.grad for p in params], order)
+    np.testing.assert_allclose(layer.l0_i2h_weight.grad().asnumpy(), i2h, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer.l0_h2h_weight.grad().asnumpy(), h2h, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer.l0_i2h_bias.grad().asnumpy(), bias, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("get, init, model",
@@ -164,21 +204,3 @@ def test_everything_lives_on_the_given_context(get, init, model):
     outputs, new_state = model(_inputs(ctx), state, params)
     arrays = params + [p.grad for p in params] + list(state) + outputs + list(new_state)
     assert all(a.context == ctx for a in arrays), [a.context for a in arrays]
-
-
-@pytest.mark.parametrize("model, get, init, is_random_iter",
-                         [(gru, get_gru_params, init_gru_state, True), (lstm, get_lstm_params, init_lstm_state, False)])
-def test_trains_through_the_lecture_loop(tiny, capsys, model, get, init, is_random_iter):
-    corpus_indices, char_to_idx, idx_to_char, vocab_size = tiny
-    ctx = mx.cpu()
-
-    def get_params():  # the notebooks' zero-argument closure over their globals
-        return get(vocab_size, 32, ctx)
-
-    # the lecture's positional call, with its lr = 1e2 and clipping_theta = 1e-2
-    history = d2lrnn.train_and_predict_rnn(model, get_params, init, 32, vocab_size, ctx, corpus_indices,
-                                           idx_to_char, char_to_idx, is_random_iter, 2, 8, 1e2, 1e-2, 4,
-                                           1, 10, ["the "], val_corpus=corpus_indices[:200])
-    assert history.perplexity[1] < history.perplexity[0] < vocab_size
-    assert len(history.val_perplexity) == 2 and history.val_perplexity[-1] < vocab_size
-    assert "epoch 2, perplexity" in capsys.readouterr().out

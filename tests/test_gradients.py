@@ -8,17 +8,23 @@ from mxnet import autograd, nd
 from mxnet.gluon import loss as gloss
 
 from d2lrnn.data import to_onehot
-from d2lrnn.gated import get_lstm_params, init_lstm_state, lstm, scratch_models
+from d2lrnn.gated import get_lstm_params, init_lstm_state, lstm
 from d2lrnn.gradients import param_grad_norms, state_grad_norms
-from d2lrnn.model import get_params, init_rnn_state, rnn
+from d2lrnn.model import ScratchModel, get_params, init_rnn_state, rnn
+from d2lrnn.registry import scratch_functions
 
 V, HID = 4, 3
 SEQ = [0, 2, 1, 3, 3, 0, 1]  # 6 inputs, the loss is on the 7th token
-MODELS = list(scratch_models().values())
+CPU = mx.cpu()
+MODELS = [tuple(scratch_functions(name)[i] for i in (1, 2, 0)) for name in ("rnn", "gru", "lstm")]  # (get, init, cell)
+
+
+def _model(cell, init, params, ctx=CPU):
+    return ScratchModel(cell, None, init, vocab_size=V, num_hiddens=HID, ctx=ctx, params=params)
 
 
 def _random_params(get, scale=0.8):
-    params = get(V, HID, mx.cpu())
+    params = get(V, HID, CPU)
     for p in params:
         p[:] = nd.array(np.random.normal(scale=scale, size=p.shape))
     return params
@@ -58,8 +64,8 @@ def _fd_norms(model, params, n_state, seq, h=1e-5):
 @pytest.mark.parametrize("get, init, model", MODELS)
 def test_state_grad_norms_match_finite_differences(get, init, model):
     params = _random_params(get)
-    got = state_grad_norms(model, params, init, HID, V, mx.cpu(), SEQ)
-    expected = _fd_norms(model, params, len(init(1, HID, mx.cpu())), SEQ)
+    got = state_grad_norms(_model(model, init, params), SEQ, ctx=CPU)
+    expected = _fd_norms(model, params, len(init(1, HID, CPU)), SEQ)
     assert got.shape == (len(SEQ) - 1,)
     assert expected.min() > 1e-4  # the check is not vacuous
     np.testing.assert_allclose(got, expected, rtol=2e-3, atol=1e-6)
@@ -81,7 +87,7 @@ def _linear_regime_rnn(a):
 @pytest.mark.parametrize("a", [2.0, 0.5])
 def test_exploding_and_vanishing_are_exact_powers(a):
     params, g_T = _linear_regime_rnn(a)
-    got = state_grad_norms(rnn, params, init_rnn_state, HID, V, mx.cpu(), SEQ)
+    got = state_grad_norms(_model(rnn, init_rnn_state, params), SEQ, ctx=CPU)
     k = np.arange(len(SEQ) - 1)
     np.testing.assert_allclose(got, g_T * a ** (k + 1), rtol=1e-5)
 
@@ -90,19 +96,21 @@ def test_clipping_caps_every_step_and_is_inactive_when_large():
     seq = [0, 1] * 8
     params, g_T = _linear_regime_rnn(2.0)
     theta = 4 * g_T
-    free = state_grad_norms(rnn, params, init_rnn_state, HID, V, mx.cpu(), seq)
-    clipped = state_grad_norms(rnn, params, init_rnn_state, HID, V, mx.cpu(), seq, clip_theta=theta)
+    model = _model(rnn, init_rnn_state, params)
+    free = state_grad_norms(model, seq, ctx=CPU)
+    clipped = state_grad_norms(model, seq, ctx=CPU, clip_theta=theta)
     assert free[-1] > 1000 * theta  # it really explodes without clipping
     np.testing.assert_allclose(clipped, np.minimum(free, theta), rtol=1e-5)
-    loose = state_grad_norms(rnn, params, init_rnn_state, HID, V, mx.cpu(), seq, clip_theta=1e9)
+    loose = state_grad_norms(model, seq, ctx=CPU, clip_theta=1e9)
     np.testing.assert_allclose(loose, free, rtol=1e-6)
 
 
 def test_lstm_clipping_uses_the_joint_norm_of_h_and_c():
     params = _random_params(get_lstm_params, scale=2.0)
-    free = state_grad_norms(lstm, params, init_lstm_state, HID, V, mx.cpu(), SEQ)
+    model = _model(lstm, init_lstm_state, params)
+    free = state_grad_norms(model, SEQ, ctx=CPU)
     theta = free.max() / 3
-    clipped = state_grad_norms(lstm, params, init_lstm_state, HID, V, mx.cpu(), SEQ, clip_theta=theta)
+    clipped = state_grad_norms(model, SEQ, ctx=CPU, clip_theta=theta)
     assert clipped.max() <= theta * (1 + 1e-5)
     np.testing.assert_allclose(clipped[0], min(free[0], theta), rtol=1e-5)
 
@@ -111,7 +119,7 @@ def _reference_param_norm(model, params, init, n):
     """Global gradient norm of the mean training loss, the lecture's way (backward into p.grad)."""
     X = nd.array([SEQ[:n]])
     with autograd.record():
-        outputs, _ = model(to_onehot(X, V), init(1, HID, mx.cpu()), params)
+        outputs, _ = model(to_onehot(X, V), init(1, HID, CPU), params)
         loss = gloss.SoftmaxCrossEntropyLoss()(nd.concat(*outputs, dim=0), nd.array(SEQ[1:n + 1])).mean()
     loss.backward()
     return np.sqrt(sum(float((p.grad ** 2).sum().asscalar()) for p in params))
@@ -122,27 +130,49 @@ def test_param_grad_norms_match_backward_and_leave_grads_alone(get, init, model)
     params = _random_params(get)
     for p in params:
         p.grad[:] = 7
-    got = param_grad_norms(model, params, init, HID, V, mx.cpu(), SEQ, [1, 3, 6])
+    got = param_grad_norms(_model(model, init, params), SEQ, [1, 3, 6], ctx=CPU)
     assert all((p.grad.asnumpy() == 7).all() for p in params)
-    state_grad_norms(model, params, init, HID, V, mx.cpu(), SEQ)
+    state_grad_norms(_model(model, init, params), SEQ, ctx=CPU)
     assert all((p.grad.asnumpy() == 7).all() for p in params)
     expected = [_reference_param_norm(model, params, init, n) for n in (1, 3, 6)]
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
 def test_bad_lengths_are_value_errors():
-    params = get_params(V, HID, mx.cpu())
+    model = _model(rnn, init_rnn_state, get_params(V, HID, CPU))
     with pytest.raises(ValueError, match="at least 2"):
-        state_grad_norms(rnn, params, init_rnn_state, HID, V, mx.cpu(), [1])
+        state_grad_norms(model, [1], ctx=CPU)
     with pytest.raises(ValueError, match="num_steps"):
-        param_grad_norms(rnn, params, init_rnn_state, HID, V, mx.cpu(), SEQ, [len(SEQ)])
+        param_grad_norms(model, SEQ, [len(SEQ)], ctx=CPU)
 
 
 @pytest.mark.parametrize("get, init, model", MODELS)
 def test_runs_on_the_given_context(get, init, model):
     ctx = mx.cpu(1)
     params = get(V, HID, ctx)
-    norms = state_grad_norms(model, params, init, HID, V, ctx, SEQ, clip_theta=1.0)
+    norms = state_grad_norms(_model(model, init, params, ctx), SEQ, ctx=ctx, clip_theta=1.0)
     assert norms.shape == (len(SEQ) - 1,) and np.isfinite(norms).all()
-    assert param_grad_norms(model, params, init, HID, V, ctx, SEQ, [2]).shape == (1,)
+    assert param_grad_norms(_model(model, init, params, ctx), SEQ, [2], ctx=ctx).shape == (1,)
     assert all(p.context == ctx and p.grad.context == ctx for p in params)
+
+
+def test_a_fused_layer_holding_the_scratch_weights_gives_the_same_state_norms():
+    """state_grad_norms works on any model: Gluon's fused RNN with the scratch RNN's weights agrees."""
+    params = _random_params(get_params)
+    W_xh, W_hh, b_h, W_hq, b_q = params
+    fused = d2lrnn.build_model("gluon-rnn", vocab_size=V, num_hiddens=HID, ctx=CPU)
+    for dst, src in zip(fused.param_arrays(), [W_xh.T, W_hh.T, b_h, nd.zeros_like(b_h), W_hq.T, b_q]):
+        dst[:] = src
+    np.testing.assert_allclose(state_grad_norms(fused, SEQ, ctx=CPU, clip_theta=0.5),
+                               state_grad_norms(_model(rnn, init_rnn_state, params), SEQ, ctx=CPU, clip_theta=0.5),
+                               rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["gluon-gru", "gluon-lstm"])
+def test_fused_gated_models_have_gradients_through_time(name):
+    model = d2lrnn.build_model(name, vocab_size=V, num_hiddens=HID, ctx=CPU)
+    for p in model.param_arrays():
+        p[:] = nd.array(np.random.normal(scale=0.8, size=p.shape))
+    norms = state_grad_norms(model, SEQ, ctx=CPU)
+    assert norms.shape == (len(SEQ) - 1,) and np.isfinite(norms).all() and norms.min() > 0
+    assert param_grad_norms(model, SEQ, [2, 5], ctx=CPU).min() > 0

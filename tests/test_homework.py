@@ -80,6 +80,7 @@ def _public_test_lines(nb):
     return lines
 
 
+@pytest.mark.slow
 def test_build_runs_and_passes_solution_tests(built):
     assert built["returncode"] == 0, built["log"][-4000:]
     assert built["tests_passed"], "otter assign did not grade the solutions:\n" + built["log"][-4000:]
@@ -87,6 +88,7 @@ def test_build_runs_and_passes_solution_tests(built):
     assert built["autograder_zip"] is not None and built["autograder_zip"].is_file()
 
 
+@pytest.mark.slow
 def test_untouched_student_notebook_scores_below_full_marks(built):
     assert built["ok"], built["log"][-4000:]
     results = build_homework.grade(built["student"], built["autograder_zip"])
@@ -99,6 +101,7 @@ def test_untouched_student_notebook_scores_below_full_marks(built):
     assert not full, f"stubbed answers get full marks on {full}: the tests do not discriminate"
 
 
+@pytest.mark.slow
 def test_student_notebook_has_no_solutions_hidden_tests_or_markers(built):
     assert built["ok"], built["log"][-4000:]
     master = ROOT / "notebooks" / "homework" / built["student"].name
@@ -114,6 +117,7 @@ def test_student_notebook_has_no_solutions_hidden_tests_or_markers(built):
     assert not leaked_tests, f"hidden tests in the student notebook: {leaked_tests}"
 
 
+@pytest.mark.slow
 def test_student_notebook_has_no_colab_placeholder(built):
     assert built["ok"], built["log"][-4000:]
     assert build_homework.PLACEHOLDER not in built["student"].read_text()
@@ -148,6 +152,7 @@ def test_colab_repo_must_be_owner_slash_repo(spec):
         build_homework.colab_base(spec)
 
 
+@pytest.mark.slow
 def test_student_notebook_keeps_signatures_and_docstrings(built):
     assert built["ok"], built["log"][-4000:]
     master = nbformat.read(ROOT / "notebooks" / "homework" / built["student"].name, as_version=4)

@@ -4,7 +4,15 @@ Notebook globals, a zero-argument get_params closure, positional calls everywher
 GRU/LSTM pattern of passing one's own cell, parameters and state to the shared training loop.
 """
 import math
+import re
 
+import mxnet as mx
+import pytest
+from mxnet.gluon import rnn as grnn
+
+import d2lrnn
+
+CPU = mx.cpu()
 
 
 def test_rnn_scratch_notebook(corpus_dir, capsys):
@@ -136,7 +144,7 @@ def test_gru_notebook_pattern_uses_the_shared_loop(corpus_dir):
         for X in inputs:
             Z = nd.sigmoid(nd.dot(X, W_xz) + nd.dot(H, W_hz) + b_z)
             R = nd.sigmoid(nd.dot(X, W_xr) + nd.dot(H, W_hr) + b_r)
-            H_tilda = nd.tanh(nd.dot(X, W_xh) + nd.dot(R * H, W_hh) + b_h)
+            H_tilda = nd.tanh(nd.dot(X, W_xh) + R * nd.dot(H, W_hh) + b_h)  # the lecture's GRU
             H = Z * H + (1 - Z) * H_tilda
             Y = nd.dot(H, W_hq) + b_q
             outputs.append(Y)
@@ -146,3 +154,41 @@ def test_gru_notebook_pattern_uses_the_shared_loop(corpus_dir):
                                         corpus_indices, idx_to_char, char_to_idx, False, 3, 16, 1e2, 1e-2,
                                         8, 3, 10, ['traveller'])
     assert len(history.perplexity) == 3 and all(math.isfinite(p) for p in history.perplexity)
+
+
+# --- the lecture's positional helpers, as thin wrappers over the one loop ---------------------------
+
+def test_lecture_loop_prints_the_lecture_report(tiny, capsys):
+    corpus, char_to_idx, idx_to_char, vocab = tiny
+    d2lrnn.train_and_predict_rnn(d2lrnn.rnn, d2lrnn.get_params, d2lrnn.init_rnn_state, 16, vocab, CPU,
+                                 corpus, idx_to_char, char_to_idx, False, 4, 5, 1.0, 0.1, 2, 2, 7,
+                                 ["the", "time"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 6
+    assert re.fullmatch(r"epoch 2, perplexity \d+\.\d{6}, time \d+\.\d\d sec", lines[0])
+    assert lines[1].startswith(" - the") and len(lines[1]) == len(" - the") + 7
+    assert lines[3].startswith("epoch 4")
+
+
+def test_lecture_gluon_loop_learns(tiny):
+    corpus, char_to_idx, idx_to_char, vocab = tiny
+    model = d2lrnn.RNNModel(grnn.RNN(32), vocab)
+    h = d2lrnn.train_and_predict_rnn_gluon(model, 32, vocab, CPU, corpus, idx_to_char, char_to_idx, 10,
+                                           8, 10.0, 0.1, 4, 100, 10, ["the"], log=lambda *a: None)
+    assert h.perplexity[-1] < 0.75 * h.perplexity[0]
+
+
+def test_a_bad_prefix_fails_before_any_training(tiny):
+    corpus, char_to_idx, idx_to_char, vocab = tiny
+    epochs = []
+    with pytest.raises(ValueError, match="'X'"):
+        d2lrnn.train_and_predict_rnn(d2lrnn.rnn, d2lrnn.get_params, d2lrnn.init_rnn_state, 8, vocab, CPU,
+                                     corpus, idx_to_char, char_to_idx, False, 3, 5, 1.0, 0.1, 2, 1, 5,
+                                     ["the", "X"], log=epochs.append)
+    assert epochs == []
+    model = d2lrnn.RNNModel(grnn.RNN(8), vocab)
+    with pytest.raises(ValueError, match="'X'"):
+        d2lrnn.train_and_predict_rnn_gluon(model, 8, vocab, CPU, corpus, idx_to_char, char_to_idx, 3, 5,
+                                           1.0, 0.1, 2, 1, 5, ["X"], log=epochs.append)
+    assert epochs == []
+

@@ -1,6 +1,7 @@
 """Model: parameters, state, the scratch RNN against Gluon's fused layer, device placement."""
 import mxnet as mx
 import numpy as np
+import pytest
 from mxnet import nd
 from mxnet.gluon import rnn as grnn
 
@@ -69,8 +70,44 @@ def test_rnn_model_forward_matches_scratch():
     np.testing.assert_allclose(state[0][0].asnumpy(), H.asnumpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_everything_stays_on_the_given_context(tiny):
-    """MXNet mixes cpu(0) and cpu(1) silently, so this catches what would break on a GPU."""
+class _Watched:
+    """Wraps a model and records every array that goes in or comes out of it."""
+
+    def __init__(self, model, seen):
+        self.model, self.seen = model, seen
+
+    def __call__(self, X, state):
+        logits, new_state = self.model(X, state)
+        self.seen.extend([X, *state, logits, *new_state])
+        return logits, new_state
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+@pytest.mark.parametrize("name", list(d2lrnn.MODELS))
+def test_every_model_stays_on_the_given_context(tiny, name):
+    """MXNet mixes cpu(0) and cpu(1) silently, so this catches what would break on a GPU: training
+    (random and sequential), held-out evaluation, generation, gradients through time and checkpoints."""
+    ctx = mx.cpu(1)
+    corpus, char_to_idx, idx_to_char, vocab = tiny
+    seen = []
+    model = _Watched(d2lrnn.build_model(name, vocab_size=vocab, num_hiddens=8, ctx=ctx), seen)
+    for is_random in (True, False):
+        d2lrnn.train(model, corpus, ctx=ctx, num_epochs=1, num_steps=5, batch_size=2, lr=1.0, clipping_theta=0.1,
+                     is_random_iter=is_random, val_corpus=corpus[:100], idx_to_char=idx_to_char,
+                     char_to_idx=char_to_idx, prefixes=["the"], pred_period=1, pred_len=3, log=lambda *a: None)
+    d2lrnn.state_grad_norms(model, corpus[:6], ctx=ctx, clip_theta=1.0)
+    d2lrnn.param_grad_norms(model, corpus[:6], [3], ctx=ctx)
+    arrays = model.param_arrays()
+    seen += arrays + [a.grad for a in arrays] + list(d2lrnn.Adam(arrays, lr=0.1).state_arrays().values())
+    for it in (d2lrnn.data_iter_random, d2lrnn.data_iter_consecutive):
+        X, Y = next(it(corpus, 2, 5, ctx))
+        seen += [X, Y]
+    assert len(seen) > 20 and {a.context for a in seen} == {ctx}
+
+
+def test_the_lecture_functions_stay_on_the_given_context(tiny):
     ctx = mx.cpu(1)
     corpus, char_to_idx, idx_to_char, vocab = tiny
     seen = []
@@ -80,18 +117,12 @@ def test_everything_stays_on_the_given_context(tiny):
         seen.extend(list(inputs) + list(state) + list(params) + list(outputs) + list(new_state))
         return outputs, new_state
 
-    def watched_params():
-        params = d2lrnn.get_params(vocab, 8, ctx)
-        seen.extend(params)
-        return params
-
     for is_random in (True, False):
-        d2lrnn.train_and_predict_rnn(watched_rnn, watched_params, d2lrnn.init_rnn_state, 8, vocab, ctx,
-                                     corpus, idx_to_char, char_to_idx, is_random, 1, 5, 1.0, 0.1, 2, 1,
-                                     3, ["the"], log=lambda *a: None)
-    for it in (d2lrnn.data_iter_random, d2lrnn.data_iter_consecutive):
-        X, Y = next(it(corpus, 2, 5, ctx))
-        seen += [X, Y]
+        d2lrnn.train_and_predict_rnn(
+            rnn=watched_rnn, get_params=d2lrnn.get_params, init_rnn_state=d2lrnn.init_rnn_state, num_hiddens=8,
+            vocab_size=vocab, ctx=ctx, corpus_indices=corpus, idx_to_char=idx_to_char, char_to_idx=char_to_idx,
+            is_random_iter=is_random, num_epochs=1, num_steps=5, lr=1.0, clipping_theta=0.1, batch_size=2,
+            pred_period=1, pred_len=3, prefixes=["the"], log=lambda *a: None)
     assert seen and {a.context for a in seen} == {ctx}
 
 
@@ -99,12 +130,27 @@ def test_gluon_model_stays_on_the_given_context(tiny):
     ctx = mx.cpu(1)
     corpus, char_to_idx, idx_to_char, vocab = tiny
     model = d2lrnn.RNNModel(grnn.RNN(8), vocab)
-    d2lrnn.train_and_predict_rnn_gluon(model, 8, vocab, ctx, corpus, idx_to_char, char_to_idx, 1, 5, 1.0,
-                                       0.1, 2, 1, 3, ["the"], log=lambda *a: None)
+    d2lrnn.train_and_predict_rnn_gluon(
+        model=model, num_hiddens=8, vocab_size=vocab, ctx=ctx, corpus_indices=corpus, idx_to_char=idx_to_char,
+        char_to_idx=char_to_idx, num_epochs=1, num_steps=5, lr=1.0, clipping_theta=0.1, batch_size=2,
+        pred_period=1, pred_len=3, prefixes=["the"], log=lambda *a: None)
     assert {p.list_ctx()[0] for p in model.collect_params().values()} == {ctx}
     state = model.begin_state(batch_size=2, ctx=ctx)
     out, new_state = model(nd.zeros((2, 3), ctx=ctx), state)
     assert {a.context for a in [out, *state, *new_state]} == {ctx}
+
+
+def test_scratch_model_interface_shapes(tiny):
+    """logits are (steps * batch, vocab), time-major: row t * batch + b is step t of sequence b."""
+    _, _, _, vocab = tiny
+    for name in d2lrnn.MODELS:
+        model = d2lrnn.build_model(name, vocab_size=vocab, num_hiddens=6, ctx=mx.cpu())
+        X = nd.array(np.random.RandomState(0).randint(0, vocab, size=(3, 4)))
+        logits, state = model(X, model.begin_state(batch_size=3, ctx=mx.cpu()))
+        assert logits.shape == (12, vocab) and len(state) == (2 if "lstm" in name else 1)
+        first, _ = model(X[:, :1], model.begin_state(batch_size=3, ctx=mx.cpu()))
+        np.testing.assert_allclose(logits[:3].asnumpy(), first.asnumpy(), rtol=1e-5, atol=1e-6)
+        assert model.config == {"model": name, "hidden": 6, "layers": 1, "embed": 0, "dropout": 0.0}
 
 
 def test_try_gpu_falls_back_to_cpu_without_cuda():

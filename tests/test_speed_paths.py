@@ -1,5 +1,5 @@
 """The fast paths equal the plain lecture code: rnn (batched input/output layers, FullyConnected,
-oneDNN tanh) against the one-step-at-a-time loop, grad_clipping (multi_sum_sq, in-place scaling)
+oneDNN tanh) against the one-step-at-a-time loop, grad_clipping (BLAS dots, in-place scaling)
 and sgd (sgd_update) against numpy, train_epoch against a hand-written lecture loop."""
 import math
 
@@ -11,8 +11,9 @@ import mxnet as mx
 from mxnet import autograd, nd
 from mxnet.gluon import loss as gloss
 
-from d2lrnn.model import get_params, init_rnn_state, rnn
-from d2lrnn.train import grad_clipping, sgd, train_epoch
+from d2lrnn.model import ScratchModel, get_params, init_rnn_state, rnn
+from d2lrnn.optim import SGD, grad_clipping, sgd
+from d2lrnn.training import train_epoch
 
 
 def plain_rnn(inputs, state, params):
@@ -156,9 +157,11 @@ def test_train_epoch_equals_the_lecture_loop(tiny):
     corpus, _, _, vocab = tiny
     hidden, steps, lr, theta, batch = 16, 5, 1.0, 0.5, 3
     fast, slow = _params(vocab, hidden, scale=0.1), _params(vocab, hidden, scale=0.1)
+    model = ScratchModel(rnn, None, init_rnn_state, vocab_size=vocab, num_hiddens=hidden, ctx=mx.cpu(),
+                         params=fast)
     for _ in range(2):
-        p_fast = train_epoch(rnn, fast, init_rnn_state, hidden, vocab, mx.cpu(), corpus, False, steps, lr,
-                             theta, batch)
+        p_fast = train_epoch(model, corpus, SGD(fast, lr=lr), ctx=mx.cpu(), num_steps=steps, batch_size=batch,
+                             clipping_theta=theta)
         p_slow = _lecture_epoch(slow, corpus, vocab, hidden, steps, lr, theta, batch)
         assert p_fast == pytest.approx(p_slow, rel=1e-4)
     for a, b in zip(fast, slow):

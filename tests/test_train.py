@@ -1,4 +1,5 @@
-"""Training: clipping, SGD, detaching, host syncs, determinism, the printed report, held-out perplexity."""
+"""Training: clipping, SGD and Adam, detaching, how far Python runs ahead, determinism, the printed
+report, held-out perplexity, and one loop for every model in the registry."""
 import math
 import re
 
@@ -10,6 +11,9 @@ from mxnet.gluon import loss as gloss
 from mxnet.gluon import rnn as grnn
 
 import d2lrnn
+from d2lrnn import training as train_mod
+
+CPU = mx.cpu()
 
 
 def _with_grads(*grads):
@@ -24,20 +28,30 @@ def _with_grads(*grads):
 
 def test_grad_clipping_scales_to_theta_by_global_norm():
     params = _with_grads([3.0, 0.0], [4.0])  # global norm 5
-    d2lrnn.grad_clipping(params, 1.0, mx.cpu())
+    d2lrnn.grad_clipping(params, 1.0, CPU)
     np.testing.assert_allclose(params[0].grad.asnumpy(), [0.6, 0.0], rtol=1e-6)
     np.testing.assert_allclose(params[1].grad.asnumpy(), [0.8], rtol=1e-6)
 
 
 def test_grad_clipping_leaves_small_gradients_alone():
     params = _with_grads([3.0, 0.0], [4.0])
-    d2lrnn.grad_clipping(params, 10.0, mx.cpu())
+    d2lrnn.grad_clipping(params, 10.0, CPU)
     np.testing.assert_array_equal(params[0].grad.asnumpy(), [3.0, 0.0])
+
+
+def test_global_norm_by_hand():
+    assert d2lrnn.global_norm([nd.array([3.0, 0.0]), nd.array([[4.0]])]).asscalar() == pytest.approx(5.0)
 
 
 def test_grad_clipping_rejects_non_positive_theta():
     with pytest.raises(ValueError, match="clipping_theta must be positive"):
-        d2lrnn.grad_clipping(_with_grads([1.0]), 0, mx.cpu())
+        d2lrnn.grad_clipping(_with_grads([1.0]), 0, CPU)
+
+
+def test_infinite_theta_means_no_clipping():
+    params = _with_grads([3e6, 4e6])
+    d2lrnn.grad_clipping(params, math.inf, CPU)
+    np.testing.assert_array_equal(params[0].grad.asnumpy(), [3e6, 4e6])
 
 
 def test_sgd_by_hand():
@@ -47,23 +61,45 @@ def test_sgd_by_hand():
     np.testing.assert_allclose(p.asnumpy(), [0.5, 2.0])
 
 
+def test_adam_matches_the_formula():
+    """Two Adam steps against the update written out in numpy (bias-corrected moments)."""
+    p, = _with_grads([0.5, -2.0])
+    p[:] = nd.array([1.0, -1.0])
+    opt = d2lrnn.Adam([p], lr=0.1)
+    w, m, v = np.array([1.0, -1.0]), np.zeros(2), np.zeros(2)
+    for t, g in enumerate([np.array([0.5, -2.0]), np.array([-1.0, 3.0])], start=1):
+        p.grad[:] = nd.array(g)
+        opt.step()
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g ** 2
+        w = w - 0.1 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    np.testing.assert_allclose(p.asnumpy(), w, rtol=1e-5)
+    fresh = d2lrnn.Adam([p.copy()], lr=0.1)
+    fresh.load_state_arrays(opt.state_arrays())
+    assert fresh.t == 2 and np.allclose(fresh.var[0].asnumpy(), v, rtol=1e-4)
+
+
+def _rnn_model(vocab, hidden, ctx=CPU, params=None):
+    return d2lrnn.ScratchModel(d2lrnn.rnn, d2lrnn.get_params, d2lrnn.init_rnn_state, vocab_size=vocab,
+                               num_hiddens=hidden, ctx=ctx, params=params)
+
+
 def test_state_is_detached_between_sequential_minibatches(tiny):
     """The gradient of minibatch 2 must equal the one computed from a constant copy of its state."""
     corpus, _, _, vocab = tiny
     batch, steps, hidden = 2, 6, 8
     corpus = corpus[:batch * (2 * steps + 1)]  # exactly two sequential minibatches
     mx.random.seed(3)
-    params = d2lrnn.get_params(vocab, hidden, mx.cpu())
-    start = [p.copy() for p in params]
-    d2lrnn.train_epoch(d2lrnn.rnn, params, d2lrnn.init_rnn_state, hidden, vocab, mx.cpu(), corpus,
-                       False, steps, 0.0, 1e9, batch)  # lr 0: params stay at `start`
-    got = [p.grad.copy() for p in params]
+    model = _rnn_model(vocab, hidden)
+    start = [p.copy() for p in model.params]
+    d2lrnn.train_epoch(model, corpus, d2lrnn.SGD(model.params, lr=0.0), ctx=CPU, num_steps=steps,
+                       batch_size=batch, clipping_theta=1e9)  # lr 0: params stay at `start`
+    got = [p.grad.copy() for p in model.params]
 
     (X1, _), (X2, Y2) = list(d2lrnn.data_iter_consecutive(corpus, batch, steps))
     ref = [p.copy() for p in start]
     for p in ref:
         p.attach_grad()
-    _, (H1,) = d2lrnn.rnn(d2lrnn.to_onehot(X1, vocab), d2lrnn.init_rnn_state(batch, hidden, mx.cpu()), ref)
+    _, (H1,) = d2lrnn.rnn(d2lrnn.to_onehot(X1, vocab), d2lrnn.init_rnn_state(batch, hidden, CPU), ref)
     with autograd.record():
         outputs, _ = d2lrnn.rnn(d2lrnn.to_onehot(X2, vocab), (H1.copy(),), ref)
         l = gloss.SoftmaxCrossEntropyLoss()(nd.concat(*outputs, dim=0), Y2.T.reshape((-1,))).mean()
@@ -72,106 +108,155 @@ def test_state_is_detached_between_sequential_minibatches(tiny):
         np.testing.assert_allclose(g.asnumpy(), r.grad.asnumpy(), rtol=1e-4, atol=1e-7)
 
 
-def test_no_host_sync_per_minibatch(tiny, monkeypatch):
+class _Counting:
+    """A model wrapper that counts forward calls (one per minibatch)."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+
+    def __call__(self, X, state):
+        self.calls += 1
+        return self.model(X, state)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+def test_python_never_waits_on_the_minibatch_it_just_queued(tiny, monkeypatch):
+    """Python copies a loss to the host only once LAG more minibatches are queued behind it: MXNet
+    always has work, and no more than LAG minibatches are ever in flight."""
     corpus, _, _, vocab = tiny
-    calls = []
+    model = _Counting(_rnn_model(vocab, 8))
+    reads = []  # forward calls made when each host copy happened
     for name in ("asnumpy", "wait_to_read"):  # asscalar goes through asnumpy
         original = getattr(nd.NDArray, name)
-        monkeypatch.setattr(nd.NDArray, name, lambda self, _o=original, _n=name: calls.append(_n) or _o(self))
-    params = d2lrnn.get_params(vocab, 8, mx.cpu())
+        monkeypatch.setattr(nd.NDArray, name, lambda self, _o=original: reads.append(model.calls) or _o(self))
     batches = len(list(d2lrnn.data_iter_consecutive(corpus, 2, 5)))
-    calls.clear()
-    d2lrnn.train_epoch(d2lrnn.rnn, params, d2lrnn.init_rnn_state, 8, vocab, mx.cpu(), corpus, False, 5,
-                       1.0, 0.1, 2)
-    assert batches > 10 and calls == ["asnumpy"]  # one sync for the whole epoch
+    d2lrnn.train_epoch(model, corpus, d2lrnn.SGD(model.param_arrays(), lr=1.0), ctx=CPU, num_steps=5,
+                       batch_size=2, clipping_theta=0.1)
+    lag = train_mod.LAG
+    assert batches > 10 and len(reads) == batches  # one read per minibatch ...
+    in_loop = reads[:batches - lag]                # ... each LAG minibatches after it was queued
+    assert in_loop == [i + 1 + lag for i in range(batches - lag)]
+    assert reads[batches - lag:] == [batches] * lag  # the last ones at the end of the epoch
 
 
-def _train(tiny, seed, epochs=3, **kw):
+def _train_rnn(tiny, seed, epochs=3, **kw):
     corpus, char_to_idx, idx_to_char, vocab = tiny
     d2lrnn.set_seed(seed)
-    return d2lrnn.train_and_predict_rnn(d2lrnn.rnn, d2lrnn.get_params, d2lrnn.init_rnn_state, 32, vocab,
-                                        mx.cpu(), corpus, idx_to_char, char_to_idx, True, epochs, 8, 10.0,
-                                        0.1, 4, 100, 10, ["the"], log=lambda *a: None, **kw)
+    model = _rnn_model(vocab, 32)
+    settings = {**dict(num_steps=8, batch_size=4, lr=10.0, clipping_theta=0.1, is_random_iter=True), **kw}
+    return d2lrnn.train(model, corpus, ctx=CPU, num_epochs=epochs, idx_to_char=idx_to_char,
+                        char_to_idx=char_to_idx, **settings)
 
 
 def test_same_seed_same_perplexities(tiny):
-    a, b, c = _train(tiny, 7), _train(tiny, 7), _train(tiny, 8)
+    a, b, c = _train_rnn(tiny, 7), _train_rnn(tiny, 7), _train_rnn(tiny, 8)
     assert a.perplexity == b.perplexity and a.perplexity != c.perplexity
 
 
 def test_training_lowers_perplexity_below_uniform(tiny):
-    h = _train(tiny, 0, epochs=15)
+    h = _train_rnn(tiny, 0, epochs=15)
     assert h.epoch == list(range(1, 16)) and len(h.seconds) == 15
     assert h.perplexity[-1] < 0.2 * h.perplexity[0] and h.perplexity[0] < tiny[3] * 1.05
 
 
-def test_prints_the_lecture_report(tiny, capsys):
-    corpus, char_to_idx, idx_to_char, vocab = tiny
-    d2lrnn.train_and_predict_rnn(d2lrnn.rnn, d2lrnn.get_params, d2lrnn.init_rnn_state, 16, vocab, mx.cpu(),
-                                 corpus, idx_to_char, char_to_idx, False, 4, 5, 1.0, 0.1, 2, 2, 7,
-                                 ["the", "time"])
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 6
-    assert re.fullmatch(r"epoch 2, perplexity \d+\.\d{6}, time \d+\.\d\d sec", lines[0])
-    assert lines[1].startswith(" - the") and len(lines[1]) == len(" - the") + 7
-    assert lines[3].startswith("epoch 4")
-
-
-def test_held_out_curve_and_all_zero_model(tiny):
+def test_evaluate_all_zero_model_is_exactly_uniform(tiny):
     corpus, _, _, vocab = tiny
-    zeros = [nd.zeros(p.shape) for p in d2lrnn.get_params(vocab, 8, mx.cpu())]
-    ppl = d2lrnn.evaluate_perplexity(d2lrnn.rnn, zeros, d2lrnn.init_rnn_state, 8, vocab, mx.cpu(), corpus)
+    zeros = [nd.zeros(p.shape) for p in d2lrnn.get_params(vocab, 8, CPU)]
+    ppl = d2lrnn.evaluate_perplexity(_rnn_model(vocab, 8, params=zeros), corpus, ctx=CPU)
     assert ppl == pytest.approx(vocab, rel=1e-5)
-    h = _train(tiny, 0, epochs=2, val_corpus=corpus[:200])
-    assert len(h.val_perplexity) == 2 and all(1 < v < 2 * vocab for v in h.val_perplexity)
 
 
-def test_history_csv_round_trip(tmp_path):
+@pytest.mark.parametrize("name", list(d2lrnn.MODELS))
+def test_every_registry_model_trains_through_the_one_loop(tiny, name):
+    """Scratch and fused models alike: held-out curve, lower perplexity, a sample per pred_period."""
+    corpus, char_to_idx, idx_to_char, vocab = tiny
+    model = d2lrnn.build_model(name, vocab_size=vocab, num_hiddens=24, ctx=CPU)
+    printed = []
+    h = d2lrnn.train(model, corpus, ctx=CPU, num_epochs=6, num_steps=8, batch_size=4, lr=1e2,
+                     clipping_theta=0.01, val_corpus=corpus[:300], idx_to_char=idx_to_char,
+                     char_to_idx=char_to_idx, prefixes=["the"], pred_period=3, pred_len=5, log=printed.append)
+    assert len(h.val_perplexity) == 6 and all(1 < v < 2 * vocab for v in h.val_perplexity)
+    assert h.perplexity[-1] < 0.85 * h.perplexity[0]
+    assert [line[:7] for line in printed[::2]] == ["epoch 3", "epoch 6"]
+    assert [len(line) for line in printed[1::2]] == [len(" - the") + 5] * 2
+
+
+def test_training_continues_a_history_and_adam_learns(tiny):
+    corpus, char_to_idx, idx_to_char, vocab = tiny
+    model = d2lrnn.build_model("gluon-lstm", vocab_size=vocab, num_hiddens=32, ctx=CPU)
+    opt = d2lrnn.Adam(model.param_arrays(), lr=0.01)
+    kw = dict(ctx=CPU, num_steps=8, batch_size=4, clipping_theta=1.0, optimizer=opt)
+    h = d2lrnn.train(model, corpus, num_epochs=3, **kw)
+    d2lrnn.train(model, corpus, num_epochs=2, history=h, **kw)
+    assert h.epoch == [1, 2, 3, 4, 5] and opt.t == 5 * len(list(d2lrnn.data_iter_consecutive(corpus, 4, 8)))
+    assert h.perplexity[-1] < 0.8 * h.perplexity[0]
+
+
+def test_a_named_optimizer_needs_a_learning_rate(tiny):
+    corpus, _, _, vocab = tiny
+    with pytest.raises(ValueError, match="lr"):
+        d2lrnn.train(_rnn_model(vocab, 4), corpus, ctx=CPU, num_epochs=1, num_steps=5, batch_size=2,
+                     clipping_theta=1.0, optimizer="adam")
+
+
+def test_history_csv_round_trip_keeps_columns_aligned(tmp_path):
     h = d2lrnn.History()
-    h.add(5.0, 0.5, 6.0)
+    h.add(5.0, 0.5)             # an epoch from a run without held-out text
     h.add(4.0, 0.4, 5.5)
+    h.add(3.5, 0.1, 4.5, fraction=0.25)  # a measurement a quarter into epoch 3
+    h.add(3.0, 0.4)
     h.to_csv(tmp_path / "h.csv")
     back = d2lrnn.History.from_csv(tmp_path / "h.csv")
-    assert back == h and "2 epochs" in repr(back)
+    assert back == h and back.val_perplexity == [None, 5.5, 4.5, None] and "3 epochs" in repr(back)
+    assert back.epoch == [1, 2, 2.25, 3] and back.best() == (2.25, 4.5) and back.epochs_done() == 3
 
 
-def test_gluon_training_learns(tiny):
-    corpus, char_to_idx, idx_to_char, vocab = tiny
-    d2lrnn.set_seed(0)
-    model = d2lrnn.RNNModel(grnn.RNN(32), vocab)
-    h = d2lrnn.train_and_predict_rnn_gluon(model, 32, vocab, mx.cpu(), corpus, idx_to_char, char_to_idx, 10,
-                                           8, 10.0, 0.1, 4, 100, 10, ["the"], log=lambda *a: None)
-    assert h.perplexity[-1] < 0.75 * h.perplexity[0]
+def test_divergence_stops_training_and_says_where_and_what_to_lower(tiny):
+    from d2lrnn.training import Diverged, perplexity
+
+    assert perplexity(0.0) == 1.0 and perplexity(1e4) == math.inf and math.isnan(perplexity(math.nan))
+    with pytest.raises(Diverged, match=r"epoch 1, minibatch \d+: the loss became nan.*learning rate") as err:
+        _train_rnn(tiny, 0, epochs=4, lr=math.inf, clipping_theta=0.1)
+    assert err.value.epoch == 1 and 1 <= err.value.batch <= train_mod.LAG + 1  # caught within LAG minibatches
 
 
-def test_infinite_theta_means_no_clipping():
-    params = _with_grads([3e6, 4e6])
-    d2lrnn.grad_clipping(params, math.inf, mx.cpu())
-    np.testing.assert_array_equal(params[0].grad.asnumpy(), [3e6, 4e6])
+def test_on_batch_can_stop_training_and_start_batch_resumes(tiny):
+    corpus, _, _, vocab = tiny
+    seen = []
+
+    def on_batch(epoch, done, meter):
+        seen.append((epoch, done))
+        return (epoch, done) == (2, 3)
+
+    model = _rnn_model(vocab, 8)
+    h = d2lrnn.train(model, corpus, ctx=CPU, num_epochs=None, num_steps=5, batch_size=2, lr=1.0,
+                     clipping_theta=0.1, on_batch=on_batch)
+    total = train_mod.num_batches(len(corpus), num_steps=5, batch_size=2)
+    assert total == len(list(d2lrnn.data_iter_consecutive(corpus, 2, 5)))
+    assert seen == [(1, i) for i in range(1, total + 1)] + [(2, 1), (2, 2), (2, 3)] and h.epoch == [1]
+    seen.clear()
+    d2lrnn.train(model, corpus, ctx=CPU, num_epochs=1, num_steps=5, batch_size=2, lr=1.0, clipping_theta=0.1,
+                 on_batch=on_batch, history=h, start_batch=3)
+    assert seen == [(2, i) for i in range(4, total + 1)] and h.epoch == [1, 2]
 
 
-def test_diverged_training_reports_infinite_perplexity(tiny):
-    from d2lrnn.train import perplexity
 
-    assert perplexity(0.0) == 1.0 and perplexity(1e4) == math.inf
-    corpus, char_to_idx, idx_to_char, vocab = tiny
-    d2lrnn.set_seed(0)
-    h = d2lrnn.train_and_predict_rnn(d2lrnn.rnn, d2lrnn.get_params, d2lrnn.init_rnn_state, 32, vocab, mx.cpu(),
-                                     corpus, idx_to_char, char_to_idx, True, 4, 8, 1e6, math.inf, 4, 100, 10,
-                                     ["the"], log=lambda *a: None)
-    assert len(h.perplexity) == 4 and h.perplexity[-1] > 1e3
+def test_keep_best_holds_the_weights_of_the_best_held_out_epoch(tiny):
+    corpus, _, _, vocab = tiny
+    model = d2lrnn.build_model("rnn", vocab_size=vocab, num_hiddens=16, ctx=CPU)
+    best, seen = d2lrnn.KeepBest(model), []
 
+    def on_epoch(epoch, history):
+        best(epoch, history)
+        seen.append([a.copy() for a in model.param_arrays()])
 
-def test_a_bad_prefix_fails_before_any_training(tiny):
-    corpus, char_to_idx, idx_to_char, vocab = tiny
-    epochs = []
-    with pytest.raises(ValueError, match="'X'"):
-        d2lrnn.train_and_predict_rnn(d2lrnn.rnn, d2lrnn.get_params, d2lrnn.init_rnn_state, 8, vocab, mx.cpu(),
-                                     corpus, idx_to_char, char_to_idx, False, 3, 5, 1.0, 0.1, 2, 1, 5,
-                                     ["the", "X"], log=epochs.append)
-    assert epochs == []
-    model = d2lrnn.RNNModel(grnn.RNN(8), vocab)
-    with pytest.raises(ValueError, match="'X'"):
-        d2lrnn.train_and_predict_rnn_gluon(model, 8, vocab, mx.cpu(), corpus, idx_to_char, char_to_idx, 3, 5,
-                                           1.0, 0.1, 2, 1, 5, ["X"], log=epochs.append)
-    assert epochs == []
+    h = d2lrnn.train(model, corpus, ctx=CPU, num_epochs=5, num_steps=5, batch_size=2, lr=1e4, clipping_theta=0.01,
+                     val_corpus=corpus[-200:], on_epoch=on_epoch)  # a huge lr: held-out perplexity jumps about
+    assert best.epoch == 1 + int(np.argmin(h.val_perplexity)) and best.perplexity == min(h.val_perplexity)
+    best.restore()
+    for a, kept in zip(model.param_arrays(), seen[best.epoch - 1]):
+        np.testing.assert_array_equal(a.asnumpy(), kept.asnumpy())
+    with pytest.raises(ValueError, match="val_corpus"):
+        d2lrnn.KeepBest(model).restore()
