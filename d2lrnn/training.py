@@ -122,8 +122,9 @@ class Diverged(UserError):
 class LossMeter:
     """Mean loss over minibatches, read back LAG minibatches late so MXNet's queue stays short."""
 
-    def __init__(self, lag=LAG):
-        self.lag, self.pending, self.total, self.count, self.read = lag, collections.deque(), 0.0, 0, 0
+    def __init__(self, lag=None):
+        self.lag = LAG if lag is None else lag
+        self.pending, self.total, self.count, self.read = collections.deque(), 0.0, 0, 0
 
     def add(self, mean_loss, count):
         """Queue one minibatch's mean loss (an NDArray over `count` tokens); wait on an old one if too many wait."""
@@ -181,14 +182,17 @@ def train_epoch(model, corpus_indices, optimizer, *, ctx, num_steps, batch_size,
             state = model.begin_state(batch_size=batch_size, ctx=ctx)  # unrelated windows: start afresh
         else:
             state = detach(state)  # carry the values on, but not the gradient path
-        with autograd.record():
-            logits, state = model(X, state)  # logits: (num_steps * batch, vocab), time-major
-            y = Y.T.reshape((-1,))           # (num_steps * batch,), time-major too
-            l = loss(logits, y).mean()
-        l.backward()
+        if getattr(model, "backward_by_hand", False):  # the registry's scratch models: see bptt.py
+            l, state = model.loss_and_grads(X, Y, state)
+        else:
+            with autograd.record():
+                logits, state = model(X, state)  # logits: (num_steps * batch, vocab), time-major
+                y = Y.T.reshape((-1,))           # (num_steps * batch,), time-major too
+                l = loss(logits, y).mean()
+            l.backward()
         grad_clipping(params, clipping_theta, ctx)
         optimizer.step()
-        meter.add(l, y.size)  # Python reads the loss a few minibatches late, never waiting on this one
+        meter.add(l, Y.size)  # Python reads the loss a few minibatches late, never waiting on this one
         if on_batch is not None and on_batch(i + 1, meter):
             break
     return perplexity(meter.mean())

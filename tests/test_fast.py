@@ -36,7 +36,8 @@ def _lecture_stack(cell, params, X, state, num_layers, embed_size):
     """The same network written with the lecture's functions: each layer is the readable cell whose
     output layer is the identity, so its outputs are its hidden states, fed to the next layer."""
     step, _, _ = LECTURE[cell]
-    _, per_gate, gates, n_state = CELLS[cell]
+    _, _, gates, n_state = CELLS[cell]
+    per_gate = 3  # [W_x, W_h, b] per gate block
     arrays = list(params)
     if embed_size:
         E = arrays.pop(0)

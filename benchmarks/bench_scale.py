@@ -1,0 +1,169 @@
+"""Characters per second at the homework's scale: RNN, GRU, LSTM and two-layer LSTM, from scratch and fused.
+
+Every measurement is a fresh process that trains one epoch (hidden 256, 35 steps, batch 32, one-hot
+input, sequential minibatches, the lecture's SGD with lr 100 and theta 0.01) over the first --chars
+characters of Tiny Shakespeare (raw, repeated when more is asked for than it has), through d2lrnn's
+one training loop. Implementations alternate and repeat; the table shows medians.
+
+    python benchmarks/bench_scale.py                      # 300,000 characters, 3 rounds
+    python benchmarks/bench_scale.py --memory             # peak RSS after N and 4N characters
+    python benchmarks/bench_scale.py --memory --chars 1175000   # ... up to 4.7M characters
+
+Throughput is also given as a fraction of this CPU's matrix-multiply rate: the floating-point work
+of the lecture's equations per character (forward and backward, one-hot products counted as dense,
+from the shapes) times characters per second, divided by the rate of one large FullyConnected
+(1024 x 1024 by 1024 x 4096) timed in the same process. Run it on an otherwise idle machine.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HIDDEN, STEPS, BATCH = 256, 35, 32
+MODELS = {  # label -> (cell, layers)
+    "RNN": ("rnn", 1), "GRU": ("gru", 1), "LSTM": ("lstm", 1), "2-layer LSTM": ("lstm", 2),
+}
+IMPLS = {"scratch": "", "fused": "gluon-"}  # registry name prefix
+
+
+def flops_per_char(cell, layers, vocab):
+    """Multiply-adds x 2 of the lecture's equations for one character, forward plus backward (x 3)."""
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    per_layer = [2 * (inputs + HIDDEN) * gates * HIDDEN for inputs in [vocab] + [HIDDEN] * (layers - 1)]
+    return 3 * (sum(per_layer) + 2 * HIDDEN * vocab)
+
+
+def matmul_rate():
+    """GFLOP/s of one large FullyConnected on this machine, now."""
+    from mxnet import nd
+
+    X, W = nd.random.normal(shape=(4096, 1024)), nd.random.normal(shape=(1024, 1024))
+    nd.FullyConnected(X, W, no_bias=True, num_hidden=1024).wait_to_read()
+    start, n = time.perf_counter(), 10
+    for _ in range(n):
+        Y = nd.FullyConnected(X, W, no_bias=True, num_hidden=1024)
+    Y.wait_to_read()
+    return n * 2 * 4096 * 1024 * 1024 / (time.perf_counter() - start) / 1e9
+
+
+def child(label, impl, chars):
+    """One epoch in this process; prints a JSON line with characters per second and peak RSS."""
+    import mxnet as mx
+    import numpy as np
+
+    import d2lrnn
+    from d2lrnn.training import train_epoch
+
+    ctx = mx.cpu()
+    text = d2lrnn.data.read_text(d2lrnn.get_corpus_path(corpus="tinyshakespeare"))
+    text = (text * (chars // len(text) + 1))[:chars]
+    corpus, _, idx_to_char, vocab = d2lrnn.corpus_from_text(text, None, preprocess_style="raw")
+    cell, layers = MODELS[label]
+    d2lrnn.set_seed(0)
+    model = d2lrnn.build_model(IMPLS[impl] + cell, vocab_size=vocab, num_hiddens=HIDDEN, ctx=ctx, num_layers=layers)
+    optimizer = d2lrnn.SGD(model.param_arrays(), lr=100.0)
+    marks = {}
+
+    def on_batch(done, meter):
+        if done == 10:  # after warm-up (first calls allocate and tune), time the rest of the epoch
+            marks["start"] = time.perf_counter()
+        return False
+
+    start = time.perf_counter()
+    ppl = train_epoch(model, corpus, optimizer, ctx=ctx, num_steps=STEPS, batch_size=BATCH, clipping_theta=0.01,
+                      on_batch=on_batch)
+    end = time.perf_counter()
+    batches = (len(corpus) // BATCH - 1) // STEPS
+    rate = (batches - 10) * BATCH * STEPS / (end - marks["start"])
+    fc = matmul_rate()
+    print("RESULT " + json.dumps(dict(
+        label=label, impl=impl, chars=chars, chars_per_s=rate, seconds=end - start, perplexity=ppl,
+        peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, matmul_gflops=fc,
+        flops_per_char=flops_per_char(cell, layers, vocab), vocab=vocab, numpy=np.__version__)))
+
+
+def spawn(label, impl, chars):
+    """Run `child` in a fresh interpreter; return its result dict."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", label, impl, str(chars)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    sys.exit(f"{label} {impl} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+
+
+def environment():
+    """The thread settings and load this run saw."""
+    keys = ("OMP_NUM_THREADS", "MXNET_OMP_MAX_THREADS", "OMP_WAIT_POLICY", "MXNET_ENGINE_TYPE")
+    env = ", ".join(f"{k}={os.environ[k]}" for k in keys if k in os.environ) or "default thread settings"
+    return f"{os.cpu_count()} CPUs, {env}, load average {os.getloadavg()[0]:.2f}"
+
+
+def speed(args):
+    print(f"one epoch over {args.chars:,} characters of Tiny Shakespeare, hidden {HIDDEN}, {STEPS} steps, "
+          f"batch {BATCH}, {args.rounds} rounds; {environment()}")
+    runs = {}
+    pairs = [(label, impl) for label in args.models for impl in args.impls]
+    for r in range(args.rounds):
+        order = pairs if r % 2 == 0 else pairs[::-1]  # alternate the order from round to round
+        for label, impl in order:
+            res = spawn(label, impl, args.chars)
+            runs.setdefault((label, impl), []).append(res)
+            print(f"  round {r + 1} {label:13s} {impl:8s} {res['chars_per_s']:9,.0f} chars/s "
+                  f"peak {res['peak_mb']:5.0f} MB, matmul {res['matmul_gflops']:.0f} GFLOP/s", flush=True)
+    print()
+    print(f"| model | implementation | characters/s | share of matmul rate | peak RSS | perplexity after one epoch |")
+    print("|---|---|---|---|---|---|")
+    for (label, impl), results in runs.items():
+        rate = statistics.median(r["chars_per_s"] for r in results)
+        share = statistics.median(r["chars_per_s"] * r["flops_per_char"] / 1e9 / r["matmul_gflops"] for r in results)
+        print(f"| {label} | {impl} | {rate:,.0f} | {100 * share:.0f} % | "
+              f"{max(r['peak_mb'] for r in results):.0f} MB | {statistics.median(r['perplexity'] for r in results):.2f} |")
+    for label in args.models:
+        if (label, "scratch") in runs and (label, "fused") in runs:
+            ratio = statistics.median(a["chars_per_s"] / b["chars_per_s"]
+                                      for a, b in zip(runs[(label, "scratch")], runs[(label, "fused")]))
+            print(f"{label}: from scratch / fused = {ratio:.2f} (median of rounds)")
+
+
+def memory(args):
+    print(f"peak RSS of one epoch over N and 4N characters; {environment()}")
+    ok = True
+    for label in args.models:
+        for impl in args.impls:
+            small, large = spawn(label, impl, args.chars), spawn(label, impl, 4 * args.chars)
+            growth = large["peak_mb"] / small["peak_mb"] - 1
+            ok = ok and abs(growth) <= 0.10
+            print(f"  {label:13s} {impl:8s} {args.chars:>9,} chars: {small['peak_mb']:5.0f} MB   "
+                  f"{4 * args.chars:>9,} chars: {large['peak_mb']:5.0f} MB   ({100 * growth:+.1f} %)", flush=True)
+    print("PASS: peak RSS flat in epoch length (within 10 %)" if ok else "FAIL: peak RSS grows with epoch length")
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chars", type=int, default=300_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated, from: " + ", ".join(MODELS))
+    ap.add_argument("--impls", default="scratch,fused")
+    ap.add_argument("--memory", action="store_true", help="peak RSS after --chars and 4 x --chars instead")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child[0], args.child[1], int(args.child[2]))
+    args.models = [m.strip() for m in args.models.split(",")]
+    args.impls = [i.strip() for i in args.impls.split(",")]
+    unknown = [m for m in args.models if m not in MODELS] + [i for i in args.impls if i not in IMPLS]
+    if unknown:
+        ap.error(f"unknown: {', '.join(unknown)}")
+    if args.memory:
+        sys.exit(0 if memory(args) else 1)
+    speed(args)
+
+
+if __name__ == "__main__":
+    main()
