@@ -27,7 +27,11 @@ HIDDEN, STEPS, BATCH = 256, 35, 32
 MODELS = {  # label -> (cell, layers)
     "RNN": ("rnn", 1), "GRU": ("gru", 1), "LSTM": ("lstm", 1), "2-layer LSTM": ("lstm", 2),
 }
-IMPLS = {"scratch": "", "fused": "gluon-"}  # registry name prefix
+IMPLS = {  # how each implementation is built
+    "scratch": "the registry's from-scratch cells (fast.py, backward by hand in bptt.py)",
+    "fused": "the registry's fused models: MXNet's RNN operator on one flat parameter (model.FusedLayer)",
+    "gluon": "the lecture's RNNModel around a gluon.rnn layer (the operator plus Gluon's per-call concat)",
+}
 
 
 def flops_per_char(cell, layers, vocab):
@@ -64,7 +68,18 @@ def child(label, impl, chars):
     corpus, _, idx_to_char, vocab = d2lrnn.corpus_from_text(text, None, preprocess_style="raw")
     cell, layers = MODELS[label]
     d2lrnn.set_seed(0)
-    model = d2lrnn.build_model(IMPLS[impl] + cell, vocab_size=vocab, num_hiddens=HIDDEN, ctx=ctx, num_layers=layers)
+    if impl == "gluon":
+        from mxnet import init
+        from mxnet.gluon import rnn
+
+        layer = {"rnn": lambda: rnn.RNN(HIDDEN, num_layers=layers, activation="tanh"),
+                 "gru": lambda: rnn.GRU(HIDDEN, num_layers=layers),
+                 "lstm": lambda: rnn.LSTM(HIDDEN, num_layers=layers)}[cell]()
+        model = d2lrnn.RNNModel(layer, vocab)
+        model.initialize(init.Normal(0.01), ctx=ctx)
+    else:
+        name = cell if impl == "scratch" else "gluon-" + cell
+        model = d2lrnn.build_model(name, vocab_size=vocab, num_hiddens=HIDDEN, ctx=ctx, num_layers=layers)
     optimizer = d2lrnn.SGD(model.param_arrays(), lr=100.0)
     marks = {}
 

@@ -1,6 +1,4 @@
 """`python -m d2lrnn ...` runs the command line."""
-import sys
+from .cli import run_as_program
 
-from .cli import main
-
-sys.exit(main())
+run_as_program()

@@ -6,7 +6,7 @@ from mxnet.gluon import rnn as grnn
 
 from .fast import FastScratchModel
 from .gated import get_gru_params, get_lstm_params, gru, init_gru_state, init_lstm_state, lstm
-from .model import LayerStack, RNNModel, get_params, init_rnn_state, rnn
+from .model import FusedLayer, LayerStack, RNNModel, get_params, init_rnn_state, rnn
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,9 @@ MODELS = {spec.name: spec for spec in [
     ModelSpec("gru", "GRU from scratch (the lecture's gru)", "gru", functions=(gru, get_gru_params, init_gru_state)),
     ModelSpec("lstm", "LSTM from scratch (the lecture's lstm)", "lstm",
               functions=(lstm, get_lstm_params, init_lstm_state)),
-    ModelSpec("gluon-rnn", "Gluon's fused rnn.RNN (tanh)", "rnn", layer=grnn.RNN),
-    ModelSpec("gluon-gru", "Gluon's fused rnn.GRU", "gru", layer=grnn.GRU),
-    ModelSpec("gluon-lstm", "Gluon's fused rnn.LSTM", "lstm", layer=grnn.LSTM),
+    ModelSpec("gluon-rnn", "MXNet's fused tanh RNN (what gluon.rnn.RNN runs)", "rnn", layer=grnn.RNN),
+    ModelSpec("gluon-gru", "MXNet's fused GRU (what gluon.rnn.GRU runs)", "gru", layer=grnn.GRU),
+    ModelSpec("gluon-lstm", "MXNet's fused LSTM (what gluon.rnn.LSTM runs)", "lstm", layer=grnn.LSTM),
 ]}
 
 
@@ -63,9 +63,12 @@ def build_model(name, *, vocab_size, num_hiddens, ctx, num_layers=1, embed_size=
     if spec.functions is not None:
         return FastScratchModel(spec.cell, vocab_size=vocab_size, num_hiddens=num_hiddens, ctx=ctx,
                                 num_layers=num_layers, embed_size=embed_size, dropout=dropout, name=name)
-    make = (lambda: spec.layer(num_hiddens, activation="tanh")) if spec.cell == "rnn" else (
-        lambda: spec.layer(num_hiddens))
-    layer = make() if num_layers == 1 else LayerStack([make() for _ in range(num_layers)], dropout)
+    inputs = embed_size or vocab_size
+    if dropout:  # one fused layer per layer, dropout between (see LayerStack)
+        layer = LayerStack([FusedLayer(spec.cell, num_hiddens, inputs if k == 0 else num_hiddens)
+                            for k in range(num_layers)], dropout)
+    else:
+        layer = FusedLayer(spec.cell, num_hiddens, inputs, num_layers)
     model = RNNModel(layer, vocab_size, embed_size)
     model.initialize(init.Normal(0.01), ctx=ctx)
     model.config = {"model": name, "hidden": num_hiddens, "layers": num_layers, "embed": embed_size,

@@ -199,3 +199,32 @@ def test_a_failed_save_keeps_the_old_checkpoint(trained, monkeypatch):
         checkpoint.save_checkpoint(trained / "checkpoint", ckpt.model, ckpt.idx_to_char, config=ckpt.config)
     assert (trained / "checkpoint" / "params.nd").read_bytes() == before
     assert sorted(p.name for p in trained.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("argv, environ, expected", [
+    (["train", "--model", "gluon-lstm"], {}, "all"),          # fused: every CPU
+    (["train", "--model", "lstm"], {}, None),                  # scratch: MXNet's own default
+    (["train", "--model", "gluon-gru", "--threads", "1"], {}, "1"),
+    (["train", "--model", "gluon-lstm"], {"OMP_NUM_THREADS": "3"}, None),  # the user's setting wins
+    (["generate", "--checkpoint", "x", "--prefix", "a"], {}, None),
+    (["train", "--threads", "many"], {}, None),                # main reports the bad value
+])
+def test_thread_settings_chosen_before_mxnet_loads(argv, environ, expected, monkeypatch):
+    from d2lrnn.cli import wanted_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    env = wanted_threads(argv, environ)
+    if expected is None:
+        assert env is None
+    else:
+        assert env["OMP_NUM_THREADS"] == ("4" if expected == "all" else expected)
+        assert env["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_the_program_restarts_with_the_threads_it_wants(tmp_path, text_file):
+    proc = subprocess.run([sys.executable, "-m", "d2lrnn", "train", "--model", "gluon-rnn", "--threads", "3",
+                           "--text", str(text_file), "--out", str(tmp_path / "t"), *FAST],
+                          capture_output=True, text=True, env={k: v for k, v in os.environ.items()
+                                                               if k not in ("OMP_NUM_THREADS", "MXNET_OMP_MAX_THREADS")})
+    assert proc.returncode == 0, proc.stderr
+    assert "with 3 threads" in proc.stderr

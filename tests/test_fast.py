@@ -145,3 +145,33 @@ def test_deep_embedded_models_train_and_save(tmp_path, tiny, name):
 def test_bad_model_options_are_value_errors(kw, match):
     with pytest.raises(ValueError, match=match):
         d2lrnn.build_model("lstm", **{"vocab_size": V, "num_hiddens": HID, "ctx": CPU, **kw})
+
+
+@pytest.mark.parametrize("cell, layer_class", [("rnn", grnn.RNN), ("gru", grnn.GRU), ("lstm", grnn.LSTM)])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_the_flat_fused_layer_equals_gluons_layer(cell, layer_class, num_layers):
+    """FusedLayer runs the same operator as gluon.rnn on one flat parameter: same outputs, same gradients."""
+    from d2lrnn.model import FusedLayer
+
+    kw = {"activation": "tanh"} if cell == "rnn" else {}
+    gluon_layer = layer_class(HID, num_layers=num_layers, input_size=V, **kw)
+    gluon_layer.initialize(mx.init.Normal(0.5))
+    fused = FusedLayer(cell, HID, V, num_layers)
+    fused.initialize()
+    fused.copy_from(gluon_layer)
+    X = nd.array(np.random.RandomState(0).normal(size=(STEPS, BATCH, V)))
+    G = nd.array(np.random.RandomState(1).normal(size=(STEPS, BATCH, HID)))
+    results = []
+    for layer in (gluon_layer, fused):
+        state = [s + 0.3 for s in layer.begin_state(batch_size=BATCH)]
+        with autograd.record():
+            Y, new_state = layer(X, state)
+            loss = (Y * G).sum() + sum((s ** 2).sum() for s in new_state)
+        loss.backward()
+        results.append((Y.asnumpy(), [s.asnumpy() for s in new_state]))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    order = [f"l{k}_{g}_{t}" for t in ("weight", "bias") for k in range(num_layers) for g in ("i2h", "h2h")]
+    expected = np.concatenate([getattr(gluon_layer, name).grad().asnumpy().ravel() for name in order])
+    np.testing.assert_allclose(fused.flat.grad().asnumpy(), expected, rtol=1e-4, atol=1e-5)

@@ -161,7 +161,8 @@ def test_a_fused_layer_holding_the_scratch_weights_gives_the_same_state_norms():
     params = _random_params(get_params)
     W_xh, W_hh, b_h, W_hq, b_q = params
     fused = d2lrnn.build_model("gluon-rnn", vocab_size=V, num_hiddens=HID, ctx=CPU)
-    for dst, src in zip(fused.param_arrays(), [W_xh.T, W_hh.T, b_h, nd.zeros_like(b_h), W_hq.T, b_q]):
+    flat = nd.concat(W_xh.T.reshape(-1), W_hh.T.reshape(-1), b_h, nd.zeros_like(b_h), dim=0)  # the operator's order
+    for dst, src in zip(fused.param_arrays(), [flat, W_hq.T, b_q]):
         dst[:] = src
     np.testing.assert_allclose(state_grad_norms(fused, SEQ, ctx=CPU, clip_theta=0.5),
                                state_grad_norms(_model(rnn, init_rnn_state, params), SEQ, ctx=CPU, clip_theta=0.5),
