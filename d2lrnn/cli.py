@@ -232,8 +232,9 @@ class Job:
     optimizer: object
     history: object
     start_batch: int = 0
-    best: object = None   # (history row epoch, held-out perplexity, copies of the weights)
-    position: dict = None  # where training stopped inside an epoch (None at an epoch's end)
+    best: object = None     # (history row epoch, held-out perplexity, copies of the weights)
+    position: dict = None   # where training stopped inside an epoch (None at an epoch's end)
+    partial: tuple = None   # (running perplexity, seconds, fraction) of that unfinished epoch
 
 
 MODEL_KEYS = ("model", "hidden", "layers", "embed", "token", "optimizer")
@@ -372,18 +373,24 @@ def run(job):
         random.seed(cfg.seed * 1_000_003 + epoch + 1)  # the next epoch's random windows, repeatable on resume
         _note_val(job, epoch, history.val_perplexity[-1])
 
+    epoch_start = {}
+
     def on_batch(epoch, done, meter):
         nonlocal last_save, outcome
+        started = epoch_start.setdefault(epoch, time.time())
         if cfg.eval_every and job.data.val is not None and done % cfg.eval_every == 0 and done < total:
             from .training import perplexity
 
             val = evaluate_perplexity(job.model, job.data.val, ctx=job.ctx, num_steps=cfg.steps,
                                       batch_size=cfg.batch_size)
-            job.history.add(perplexity(meter.running()), 0.0, val, fraction=done / total)
+            job.history.add(perplexity(meter.running()), time.time() - started, val, fraction=done / total)
             _note_val(job, job.history.epoch[-1], val, log)
-        if stop.requested or time.time() >= deadline:
+        if (stop.requested or time.time() >= deadline) and done < total:  # at the last one, let the epoch end
+            from .training import perplexity
+
             outcome = "stopped" if stop.requested else "time"
             job.position = {"epochs_done": epoch - 1, "batch": done}
+            job.partial = (perplexity(meter.running()), time.time() - started, done / total)
             return True
         if time.time() - last_save >= 60 * cfg.save_every:
             _save_all(job, position={"epochs_done": epoch - 1, "batch": done})
@@ -415,25 +422,32 @@ def _write_atomically(path, write):
 
 
 def finish(job):
-    """Save the checkpoint(s), then history.csv, perplexity.png and samples.txt; returns the final scores."""
+    """Score the final weights, save the checkpoint(s), history.csv, perplexity.png and samples.txt."""
     from .generation import generate
     from .plot import save_perplexity_plot
     from .training import evaluate_perplexity
 
-    out, cfg = Path(job.cfg.out), job.cfg
-    _save_all(job, position=job.position)
-    _write_atomically(out / "history.csv", job.history.to_csv)
-    if job.history.epoch:
-        _write_atomically(out / "perplexity.png", lambda p: save_perplexity_plot(
-            job.history, p, baseline=len(job.data.idx_to_char), file_format="png"))
-    samples = [generate(job.model, p, 200, ctx=job.ctx, idx_to_char=job.data.idx_to_char,
-                        char_to_idx=job.data.char_to_idx) for p in job.prefixes]
-    _write_atomically(out / "samples.txt", lambda p: p.write_text("\n\n".join(samples) + "\n", encoding="utf-8"))
+    out, cfg, h = Path(job.cfg.out), job.cfg, job.history
     score = dict(train=evaluate_perplexity(job.model, job.data.corpus[:SUMMARY_TOKENS], ctx=job.ctx,
                                            num_steps=cfg.steps, batch_size=cfg.batch_size))
     if job.data.val is not None:
-        score["val"] = evaluate_perplexity(job.model, job.data.val, ctx=job.ctx, num_steps=cfg.steps,
-                                           batch_size=cfg.batch_size)
+        if job.partial is None and h.val_perplexity and h.val_perplexity[-1] is not None:
+            score["val"] = h.val_perplexity[-1]  # the weights of the last epoch's end, already scored
+        else:
+            score["val"] = evaluate_perplexity(job.model, job.data.val, ctx=job.ctx, num_steps=cfg.steps,
+                                               batch_size=cfg.batch_size)
+    if job.partial is not None:  # stopped inside an epoch: record how far it got
+        ppl, seconds, fraction = job.partial
+        h.add(ppl, seconds, score.get("val"), fraction=fraction)
+        _note_val(job, h.epoch[-1], score.get("val"))
+    _save_all(job, position=job.position)
+    _write_atomically(out / "history.csv", h.to_csv)
+    if h.epoch:
+        _write_atomically(out / "perplexity.png", lambda p: save_perplexity_plot(
+            h, p, baseline=len(job.data.idx_to_char), file_format="png"))
+    samples = [generate(job.model, p, 200, ctx=job.ctx, idx_to_char=job.data.idx_to_char,
+                        char_to_idx=job.data.char_to_idx) for p in job.prefixes]
+    _write_atomically(out / "samples.txt", lambda p: p.write_text("\n\n".join(samples) + "\n", encoding="utf-8"))
     return score
 
 
@@ -449,7 +463,8 @@ def summary(job, score):
     if h.epoch:
         lines.append(f"epoch {h.epoch[-1]:g}: training perplexity {_ppl(h.perplexity[-1], token)}, averaged over "
                      "the epoch while the weights were still changing")
-    what = "the training text" if len(job.data.corpus) <= SUMMARY_TOKENS else f"the first {SUMMARY_TOKENS:,} tokens"
+    what = ("the training text" if len(job.data.corpus) <= SUMMARY_TOKENS
+            else f"the first {SUMMARY_TOKENS:,} {token}s of the training text")
     final = f"final weights: perplexity {_ppl(score['train'], token)} on {what}"
     lines.append(final + (f", {_ppl(score['val'], token)} on the held-out text" if "val" in score else ""))
     if job.best is not None:

@@ -94,12 +94,16 @@ class FastScratchModel:
 
     backward_by_hand = True  # training calls loss_and_grads (bptt.py) instead of autograd
 
-    def __init__(self, cell, *, vocab_size, num_hiddens, ctx, num_layers=1, embed_size=0, dropout=0.0, name=None):
+    def __init__(self, cell, *, vocab_size, num_hiddens, ctx, num_layers=1, embed_size=0, dropout=0.0, name=None,
+                 params=None):
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
         self.cell, self.vocab_size, self.num_hiddens = cell, vocab_size, num_hiddens
         self.num_layers, self.embed_size, self.dropout, self.name = num_layers, embed_size, dropout, name
         _, get, gates, _ = CELLS[cell]
+        if params is not None:  # the lecture's list for one layer, e.g. from get_params (trained in place)
+            self.params = params
+            return
         if num_layers == 1 and not embed_size:  # exactly the lecture's parameters, drawn the same way
             self.params = get(vocab_size, num_hiddens, ctx)
             return

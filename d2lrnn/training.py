@@ -11,7 +11,7 @@ from mxnet.gluon import loss as gloss
 
 from .data import data_iter_consecutive, data_iter_random
 from .generation import encode_prefix, generate
-from .model import ScratchModel
+from .model import ScratchModel, call_get_params
 from .optim import grad_clipping, make_optimizer
 from .utils import UserError
 
@@ -334,14 +334,32 @@ def train(model, corpus_indices, *, ctx, num_epochs, num_steps, batch_size, clip
     return history
 
 
+def lecture_model(rnn, get_params, init_rnn_state, *, vocab_size, num_hiddens, ctx, params=None):
+    """The model for the lecture's functions: the package's own rnn, gru or lstm run batched with the
+    backward pass written by hand (fast.py, bptt.py; same numbers); anything else, as given, with autograd."""
+    from .fast import CELLS, FastScratchModel
+    from .registry import MODELS
+
+    for name, spec in MODELS.items():
+        if spec.functions is not None and (rnn, init_rnn_state) == (spec.functions[0], spec.functions[2]):
+            if params is None:
+                params = call_get_params(get_params, vocab_size, num_hiddens, ctx)
+            gates, V, n = CELLS[spec.cell][2], vocab_size, num_hiddens
+            if [p.shape for p in params] == [(V, n), (n, n), (n,)] * gates + [(n, V), (V,)]:
+                return FastScratchModel(spec.cell, vocab_size=vocab_size, num_hiddens=num_hiddens, ctx=ctx,
+                                        params=params)
+    return ScratchModel(rnn, get_params, init_rnn_state, vocab_size=vocab_size, num_hiddens=num_hiddens, ctx=ctx,
+                        params=params)
+
+
 def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_size, ctx,
                           corpus_indices, idx_to_char, char_to_idx, is_random_iter, num_epochs,
                           num_steps, lr, clipping_theta, batch_size, pred_period, pred_len, prefixes,
                           *, params=None, val_corpus=None, history=None, progress=False,
                           plot=False, log=print):
     """The lecture's training loop for its functions; returns a History (and trains `params` if given)."""
-    model = ScratchModel(rnn, get_params, init_rnn_state, vocab_size=vocab_size, num_hiddens=num_hiddens,
-                         ctx=ctx, params=params)
+    model = lecture_model(rnn, get_params, init_rnn_state, vocab_size=vocab_size, num_hiddens=num_hiddens,
+                          ctx=ctx, params=params)
     return train(model, corpus_indices, ctx=ctx, num_epochs=num_epochs, num_steps=num_steps,
                  batch_size=batch_size, lr=lr, clipping_theta=clipping_theta, is_random_iter=is_random_iter,
                  val_corpus=val_corpus, history=history, idx_to_char=idx_to_char, char_to_idx=char_to_idx,

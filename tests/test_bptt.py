@@ -110,3 +110,28 @@ def test_no_autograd_recording_during_hand_written_training(tiny, monkeypatch):
     monkeypatch.setattr(autograd, "record", lambda *a, **k: pytest.fail("autograd was used"))
     train_epoch(model, corpus, d2lrnn.SGD(model.param_arrays(), lr=1.0), ctx=CPU, num_steps=5, batch_size=2,
                 clipping_theta=1.0)
+
+
+def test_the_lecture_loop_runs_the_packages_own_cells_by_hand(tiny):
+    """train_and_predict_rnn with d2lrnn's own rnn/gru/lstm trains them batched with the backward pass by
+    hand; a student's own function (here a wrapper around the same rnn) keeps autograd: same numbers."""
+    from d2lrnn.model import ScratchModel
+    from d2lrnn.training import lecture_model
+
+    corpus, char_to_idx, idx_to_char, vocab = tiny
+    for cell, get, init in [d2lrnn.scratch_functions(n) for n in ("rnn", "gru", "lstm")]:
+        model = lecture_model(cell, get, init, vocab_size=vocab, num_hiddens=8, ctx=CPU)
+        assert isinstance(model, FastScratchModel) and model.backward_by_hand
+
+    def own_rnn(inputs, state, params):
+        return d2lrnn.rnn(inputs, state, params)
+
+    assert isinstance(lecture_model(own_rnn, d2lrnn.get_params, d2lrnn.init_rnn_state, vocab_size=vocab,
+                                    num_hiddens=8, ctx=CPU), ScratchModel)
+    histories = []
+    for rnn in (d2lrnn.rnn, own_rnn):
+        d2lrnn.set_seed(0)
+        histories.append(d2lrnn.train_and_predict_rnn(
+            rnn, d2lrnn.get_params, d2lrnn.init_rnn_state, 16, vocab, CPU, corpus, idx_to_char, char_to_idx, False,
+            3, 6, 10.0, 0.1, 3, 10, 5, [], log=lambda *a: None))
+    assert histories[0].perplexity == pytest.approx(histories[1].perplexity, rel=1e-4)
