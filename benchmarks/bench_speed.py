@@ -181,7 +181,7 @@ def write_corpus():
 
     indices, char_to_idx, idx_to_char, _ = d2lrnn.load_data_time_machine()
     f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-    json.dump(dict(indices=indices, char_to_idx=char_to_idx, idx_to_char=list(idx_to_char)), f)
+    json.dump(dict(indices=indices.tolist(), char_to_idx=char_to_idx, idx_to_char=list(idx_to_char)), f)
     f.close()
     return f.name
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m d2lrnn train` (the main job), `generate` and `evaluate`.
+"""Command line: `python -m d2lrnn train` (the main job), `generate`, `evaluate`, `compress` and `decompress`.
 
 `train` runs in three steps: prepare (read and check everything: arguments, output folder, text,
 prefixes, a checkpoint to resume; nothing is trained until all of it passes), run (the training
@@ -582,6 +582,65 @@ def evaluate_command(args):
     return 0
 
 
+def _read_bytes(path, what):
+    """The bytes of an input file, with a one-line error if it cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise UsageError(f"{what} {path}: {err.strerror or err}") from None
+
+
+def _write_output(path, data, source):
+    """Write the result next to nothing it would destroy: never over its own input."""
+    out = Path(path)
+    if out.exists() and out.resolve() == Path(source).resolve():
+        raise UsageError(f"{path} is also the input: give another output file")
+    try:
+        _write_atomically(out, lambda p: p.write_bytes(data))
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def compress_command(args):
+    """Compress a UTF-8 text file with a checkpoint's model."""
+    from . import compress as cz
+
+    if args.lanes < 1:
+        raise UsageError(f"--lanes must be at least 1, got {args.lanes}")
+    raw = _read_bytes(args.input, "input")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{args.input} is not UTF-8 text ({err.reason} at byte {err.start}); compress text files "
+                         "only") from None
+    ctx = resolve_ctx(args.ctx)
+    ckpt = _load(args.checkpoint, ctx, prefer_best=True)
+    if ckpt.config.get("token", "char") != "char":
+        raise UsageError(f"{ckpt.folder} is a word-level model: compression works with character models")
+    start = time.time()
+    data = cz.compress(text, ckpt.model, char_to_idx=ckpt.char_to_idx, ctx=ctx, lanes=args.lanes)
+    seconds = time.time() - start
+    _write_output(args.output, data, args.input)
+    rate = 8 * len(data) / max(len(text), 1)
+    print(f"{len(text):,} characters ({len(raw):,} bytes) -> {len(data):,} bytes, {rate:.3f} bits per character, "
+          f"{len(text) / max(seconds, 1e-9):,.0f} characters/s; model {ckpt.folder}", file=sys.stderr)
+    return 0
+
+
+def decompress_command(args):
+    """Restore a text compressed by `compress` (with the same checkpoint)."""
+    from . import compress as cz
+
+    data = _read_bytes(args.input, "input")
+    cz.read_header(data)  # a file that is not ours fails before the model loads
+    ctx = resolve_ctx(args.ctx)
+    ckpt = _load(args.checkpoint, ctx, prefer_best=True)
+    text = cz.decompress(data, ckpt.model, idx_to_char=ckpt.idx_to_char, ctx=ctx)
+    _write_output(args.output, text.encode("utf-8"), args.input)
+    print(f"{len(data):,} bytes -> {len(text):,} characters, checksum verified; model {ckpt.folder}", file=sys.stderr)
+    return 0
+
+
 # --- the parser ----------------------------------------------------------------------------------
 
 def build_parser():
@@ -658,6 +717,16 @@ def build_parser():
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--json", action="store_true", help="also print the result as one JSON line")
     e.add_argument("--ctx", choices=["auto", "cpu", "gpu"], default="auto")
+
+    for name, what in (("compress", "compress a UTF-8 text with a checkpoint's model (range coding)"),
+                       ("decompress", "restore a text written by compress, with the same checkpoint")):
+        c = sub.add_parser(name, help=what)
+        c.add_argument("--checkpoint", required=True, help="a run folder (its best/ if any) or a checkpoint folder")
+        c.add_argument("input")
+        c.add_argument("output")
+        if name == "compress":
+            c.add_argument("--lanes", type=int, default=16, help="pieces of the text coded side by side (default 16)")
+        c.add_argument("--ctx", choices=["auto", "cpu", "gpu"], default="auto")
     return parser
 
 
@@ -707,6 +776,8 @@ def main(argv=None):
             return generate_command(args)
         if args.command == "evaluate":
             return evaluate_command(args)
+        if args.command in ("compress", "decompress"):
+            return (compress_command if args.command == "compress" else decompress_command)(args)
         names = {f.name for f in fields(TrainConfig)}
         return train_command(TrainConfig(**{k: v for k, v in vars(args).items() if k in names}))
     except UserError as err:
