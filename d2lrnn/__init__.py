@@ -11,7 +11,7 @@ from .optim import SGD, Adam, global_norm, grad_clipping, sgd
 from .generation import generate, predict_rnn, predict_rnn_gluon, sample_rnn
 from .training import (History, KeepBest, evaluate_perplexity, train, train_and_predict_rnn, train_and_predict_rnn_gluon,
                     train_epoch)
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, pretrained, save_checkpoint
 from .baselines import bits_per_char, ngram_perplexity
 from .gradients import param_grad_norms, state_grad_norms
 from .plot import plot_perplexity
@@ -32,7 +32,7 @@ __all__ = [
     "MODELS", "build_model", "scratch_functions",
     # training, evaluation, generation, checkpoints
     "SGD", "Adam", "global_norm", "train", "train_epoch", "History", "KeepBest", "evaluate_perplexity", "generate",
-    "sample_rnn", "save_checkpoint", "load_checkpoint",
+    "sample_rnn", "save_checkpoint", "load_checkpoint", "pretrained",
     # analysis and plots
     "bits_per_char", "ngram_perplexity", "param_grad_norms", "state_grad_norms", "plot_perplexity",
     "UserError", "set_seed",

@@ -25,6 +25,22 @@ OPTIMIZER_FILE, MANIFEST_FILE = "optimizer.nd", "manifest.json"
 FORMAT = 2  # bump when the layout changes; 1 was the unverified layout without a manifest
 
 
+PRETRAINED = Path(__file__).resolve().parent / "pretrained"
+# shakespeare-lstm (1.4 MB): the fused LSTM of the README's Tiny Shakespeare results, made by
+#   python -m d2lrnn train --corpus tinyshakespeare --model gluon-lstm --hidden 256 --optimizer adam --lr 0.002 \
+#       --clip 1 --val-fraction 0.1 --epochs 20 --steps 64 --batch-size 64 --out runs/shakespeare
+# (its best/ folder; held-out perplexity 5.004, 1.610 nats per character, after 20 epochs / 9.9 minutes here)
+
+
+def pretrained(name="shakespeare-lstm"):
+    """The folder of a checkpoint shipped with d2lrnn (load it with load_checkpoint)."""
+    folder = PRETRAINED / name
+    if not folder.is_dir():
+        names = ", ".join(sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir())) if PRETRAINED.is_dir() else ""
+        raise CheckpointError(f"no shipped checkpoint called {name!r} (there are: {names or 'none'})")
+    return folder
+
+
 class CheckpointError(UserError):
     """A checkpoint that is missing, incomplete, damaged or does not fit what it is loaded for."""
 
