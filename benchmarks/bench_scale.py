@@ -5,7 +5,7 @@ input, sequential minibatches, the lecture's SGD with lr 100 and theta 0.01) ove
 characters of Tiny Shakespeare (raw, repeated when more is asked for than it has), through d2lrnn's
 one training loop. Implementations alternate and repeat; the table shows medians.
 
-    python benchmarks/bench_scale.py                      # 300,000 characters, 3 rounds
+    python benchmarks/bench_scale.py                      # 300,000 characters, 3 rounds, 1 and 2 threads
     python benchmarks/bench_scale.py --memory             # peak RSS after N and 4N characters
     python benchmarks/bench_scale.py --memory --chars 1175000   # ... up to 4.7M characters
 
@@ -101,10 +101,11 @@ def child(label, impl, chars):
         flops_per_char=flops_per_char(cell, layers, vocab), vocab=vocab, numpy=np.__version__)))
 
 
-def spawn(label, impl, chars):
-    """Run `child` in a fresh interpreter; return its result dict."""
+def spawn(label, impl, chars, threads=None):
+    """Run `child` in a fresh interpreter (with OMP_NUM_THREADS=threads if given); return its result dict."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", label, impl, str(chars)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"} if threads else {}))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
@@ -122,27 +123,32 @@ def speed(args):
     print(f"one epoch over {args.chars:,} characters of Tiny Shakespeare, hidden {HIDDEN}, {STEPS} steps, "
           f"batch {BATCH}, {args.rounds} rounds; {environment()}")
     runs = {}
-    pairs = [(label, impl) for label in args.models for impl in args.impls]
+    combos = [(label, impl, t) for label in args.models for impl in args.impls for t in args.threads]
     for r in range(args.rounds):
-        order = pairs if r % 2 == 0 else pairs[::-1]  # alternate the order from round to round
-        for label, impl in order:
-            res = spawn(label, impl, args.chars)
-            runs.setdefault((label, impl), []).append(res)
-            print(f"  round {r + 1} {label:13s} {impl:8s} {res['chars_per_s']:9,.0f} chars/s "
-                  f"peak {res['peak_mb']:5.0f} MB, matmul {res['matmul_gflops']:.0f} GFLOP/s", flush=True)
+        order = combos if r % 2 == 0 else combos[::-1]  # alternate the order from round to round
+        for label, impl, threads in order:
+            res = spawn(label, impl, args.chars, threads)
+            runs.setdefault((label, impl, threads), []).append(res)
+            print(f"  round {r + 1} {label:13s} {impl:8s} {threads or 'default'} threads {res['chars_per_s']:9,.0f} "
+                  f"chars/s, peak {res['peak_mb']:5.0f} MB, matmul {res['matmul_gflops']:.0f} GFLOP/s", flush=True)
     print()
-    print(f"| model | implementation | characters/s | share of matmul rate | peak RSS | perplexity after one epoch |")
-    print("|---|---|---|---|---|---|")
-    for (label, impl), results in runs.items():
-        rate = statistics.median(r["chars_per_s"] for r in results)
-        share = statistics.median(r["chars_per_s"] * r["flops_per_char"] / 1e9 / r["matmul_gflops"] for r in results)
-        print(f"| {label} | {impl} | {rate:,.0f} | {100 * share:.0f} % | "
-              f"{max(r['peak_mb'] for r in results):.0f} MB | {statistics.median(r['perplexity'] for r in results):.2f} |")
+    heads = [f"characters/s, {t or 'default'} thread{'s' if t != 1 else ''}" for t in args.threads]
+    print("| model | implementation | " + " | ".join(heads) + " | share of matmul rate (best) | peak RSS |")
+    print("|---|---|" + "---|" * len(heads) + "---|---|")
     for label in args.models:
-        if (label, "scratch") in runs and (label, "fused") in runs:
-            ratio = statistics.median(a["chars_per_s"] / b["chars_per_s"]
-                                      for a, b in zip(runs[(label, "scratch")], runs[(label, "fused")]))
-            print(f"{label}: from scratch / fused = {ratio:.2f} (median of rounds)")
+        for impl in args.impls:
+            rates, shares, peaks = [], [], []
+            for t in args.threads:
+                results = runs[(label, impl, t)]
+                rates.append(statistics.median(r["chars_per_s"] for r in results))
+                shares.append(statistics.median(r["chars_per_s"] * r["flops_per_char"] / 1e9 / r["matmul_gflops"]
+                                                for r in results))
+                peaks.append(max(r["peak_mb"] for r in results))
+            print(f"| {label} | {impl} | " + " | ".join(f"{r:,.0f}" for r in rates) +
+                  f" | {100 * max(shares):.0f} % | {max(peaks):.0f} MB |")
+    print("\nmatmul rate of the large FullyConnected, median: " + ", ".join(
+        f"{t or 'default'} threads {statistics.median(r['matmul_gflops'] for k, v in runs.items() if k[2] == t for r in v):.0f}"
+        " GFLOP/s" for t in args.threads))
 
 
 def memory(args):
@@ -150,7 +156,8 @@ def memory(args):
     ok = True
     for label in args.models:
         for impl in args.impls:
-            small, large = spawn(label, impl, args.chars), spawn(label, impl, 4 * args.chars)
+            small, large = spawn(label, impl, args.chars, args.threads[0]), spawn(label, impl, 4 * args.chars,
+                                                                                   args.threads[0])
             growth = large["peak_mb"] / small["peak_mb"] - 1
             ok = ok and abs(growth) <= 0.10
             print(f"  {label:13s} {impl:8s} {args.chars:>9,} chars: {small['peak_mb']:5.0f} MB   "
@@ -164,7 +171,8 @@ def main():
     ap.add_argument("--chars", type=int, default=300_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated, from: " + ", ".join(MODELS))
-    ap.add_argument("--impls", default="scratch,fused")
+    ap.add_argument("--impls", default="scratch,fused,gluon", help="from: " + ", ".join(IMPLS))
+    ap.add_argument("--threads", default="1,2", help="OMP_NUM_THREADS values to run each at ('0': leave unset)")
     ap.add_argument("--memory", action="store_true", help="peak RSS after --chars and 4 x --chars instead")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -172,6 +180,7 @@ def main():
         return child(args.child[0], args.child[1], int(args.child[2]))
     args.models = [m.strip() for m in args.models.split(",")]
     args.impls = [i.strip() for i in args.impls.split(",")]
+    args.threads = [int(t) or None for t in args.threads.split(",")]
     unknown = [m for m in args.models if m not in MODELS] + [i for i in args.impls if i not in IMPLS]
     if unknown:
         ap.error(f"unknown: {', '.join(unknown)}")

@@ -14,7 +14,7 @@ from .training import (History, KeepBest, evaluate_perplexity, train, train_and_
 from .checkpoint import load_checkpoint, pretrained, save_checkpoint
 from .baselines import bits_per_char, ngram_perplexity
 from .gradients import param_grad_norms, state_grad_norms
-from .plot import plot_perplexity
+from .plot import plain_log_ticks, plot_perplexity
 from .utils import UserError, set_seed, try_all_gpus, try_gpu
 
 __version__ = "0.2.0"
@@ -35,5 +35,6 @@ __all__ = [
     "sample_rnn", "save_checkpoint", "load_checkpoint", "pretrained",
     # analysis and plots
     "bits_per_char", "ngram_perplexity", "param_grad_norms", "state_grad_norms", "plot_perplexity",
+    "plain_log_ticks",
     "UserError", "set_seed",
 ]

@@ -7,31 +7,48 @@ def _as_dict(histories):
     return histories if isinstance(histories, dict) else {"": histories}
 
 
+def plain_log_ticks(ax, axis="y"):
+    """Label a log axis with plain numbers (20, 50, 100), always several, never 2x10^1."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
+
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    low, high = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
+    if low > 0 and high / low < 5:  # less than a decade: a few evenly chosen round numbers
+        target.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+        target.set_minor_locator(NullLocator())
+    else:                           # 1, 2, 5, 10, 20, 50, ...
+        target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        target.set_minor_locator(LogLocator(base=10, subs=range(1, 10)))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
 def plot_perplexity(histories, ax=None, title="Perplexity per epoch", logy=True, baseline=None):
     """Plot training (solid) and held-out (dashed) perplexity; returns the matplotlib Axes."""
+    from matplotlib.ticker import MaxNLocator
+
     if ax is None:
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots(figsize=(6, 3.5))
     for label, h in _as_dict(histories).items():
-        name = f"{label} " if label else ""
-        line, = ax.plot(h.epoch, h.perplexity, label=f"{name}train")
-        if h.has_val():
-            val = [math.nan if v is None else v for v in h.val_perplexity]  # a gap where not measured
-            ax.plot(h.epoch, val, "--", color=line.get_color(), label=f"{name}held-out")
+        name = f"{label}: " if label else ""
+        line, = ax.plot(h.epoch, h.perplexity, lw=1.6, label=f"{name}training text (solid)")
+        measured = [(e, v) for e, v in zip(h.epoch, h.val_perplexity) if v is not None and math.isfinite(v)]
+        if measured:  # joined across rows where it was not measured
+            ax.plot(*zip(*measured), ls=(0, (5, 2)), lw=1.6, color=line.get_color(), alpha=0.85,
+                    marker="." if len(measured) < 30 else None, label=f"{name}held-out text (dashed)")
     if baseline is not None:
         ax.axhline(baseline, color="gray", lw=0.8, ls=":", label=f"uniform guess ({baseline})")
-    if logy:
-        from matplotlib.ticker import FuncFormatter
-
-        ax.set_yscale("log")  # plain numbers (1, 2, 5, 10, 20, 50) instead of 2x10^1
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("perplexity")
+    ax.set_ylabel("perplexity" + (" (log scale)" if logy else ""))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
+    if logy:
+        ax.set_yscale("log")
+        plain_log_ticks(ax)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     return ax
 
 

@@ -27,7 +27,7 @@ def read(path):
 
 
 def test_urls_come_from_repo_url():
-    path = "notebooks/01_text_to_onehot.ipynb"
+    path = "notebooks/02_text_to_onehot.ipynb"
     assert colab.REPO_URL == "https://github.com/d2lrnn/d2lrnn"
     assert colab.colab_url(path) == (
         "https://colab.research.google.com/github/d2lrnn/d2lrnn/blob/" + colab.BRANCH + "/" + path)

@@ -80,7 +80,7 @@ def test_shown_code_equals_package(path, cell):
 
 def test_lessons_show_rnn_and_train_epoch():
     shown = {c.metadata["d2lrnn"]["source"] for p in NOTEBOOKS for c in tagged(read(p), "show-source")}
-    assert {"d2lrnn.model.rnn", "d2lrnn.train.train_epoch"} <= shown
+    assert {"d2lrnn.model.rnn", "d2lrnn.training.train_epoch"} <= shown
 
 
 def test_make_notebooks_check_is_clean():
@@ -123,6 +123,7 @@ for number in plt.get_fignums():
 print("FIGURES", len(plt.get_fignums()))"""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs(path, kernel_env, tmp_path):
     """Execute the notebook top to bottom in fast mode (in a scratch folder); it must draw a figure."""

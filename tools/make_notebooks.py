@@ -11,6 +11,7 @@ the package, found by their tags:
 Usage:
     python tools/make_notebooks.py          # rewrite notebooks/*.ipynb in place
     python tools/make_notebooks.py --check  # exit 1 and list the notebooks that are out of date
+    python tools/make_notebooks.py notebooks/12_x.ipynb  # only the notebooks named
 """
 import argparse
 import importlib
@@ -70,9 +71,10 @@ def refresh(nb, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report notebooks that would change")
+    parser.add_argument("paths", nargs="*", type=Path, help="only these notebooks (default: all)")
     args = parser.parse_args(argv)
     stale = []
-    for path in notebook_paths():
+    for path in [p.resolve() for p in args.paths] or notebook_paths():
         before = path.read_text(encoding="utf-8")
         nb = refresh(nbformat.reads(before, as_version=4), path)
         after = nbformat.writes(nb) + "\n"
