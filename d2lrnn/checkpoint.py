@@ -6,6 +6,7 @@ folder beside the old one and swaps the two with renames, so a crash at any mome
 checkpoint behind (in the folder, or as `.<name>-old` until the next save restores it). Loading checks
 every file against the manifest and refuses non-finite weights, with one line naming what is wrong.
 """
+import csv
 import json
 import os
 import shutil
@@ -161,6 +162,9 @@ def verify(folder):
     if not isinstance(digests, dict) or PARAMS_FILE not in digests:
         raise CheckpointError(f"{folder / MANIFEST_FILE} is damaged (no SHA-256 list); train again")
     for name, digest in sorted(digests.items()):
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise CheckpointError(f"{folder / MANIFEST_FILE} is damaged (it lists {name!r}, not a file of the "
+                                  "checkpoint); train again")
         path = folder / name
         if not path.is_file():
             raise CheckpointError(f"{path} is missing: the checkpoint is incomplete; train again")
@@ -174,15 +178,22 @@ def _load_arrays(path):
     """nd.load with a one-line error for a file MXNet cannot read."""
     try:
         return nd.load(str(path))
-    except MXNetError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path} cannot be read by MXNet ({first}); train again") from None
+    except MXNetError as err:  # MXNet's text starts with its own "Traceback" lines: keep only the reason
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = next((line[len("MXNetError:"):].strip() for line in reversed(lines) if line.startswith("MXNetError:")),
+                      lines[-1] if lines else type(err).__name__)
+        raise CheckpointError(f"{path} cannot be read by MXNet ({reason}); train again") from None
 
 
 def load_checkpoint(directory, ctx, prefer_best=False):
     """Rebuild the saved model on ctx, after checking every file; returns a Checkpoint."""
     folder = verify(find_checkpoint(directory, prefer_best))
     config, idx_to_char = _read_json(folder, CONFIG_FILE), _read_json(folder, VOCAB_FILE)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{folder / CONFIG_FILE} is damaged (not a JSON object of settings); train again")
+    if not (isinstance(idx_to_char, list) and idx_to_char and all(isinstance(t, str) and t for t in idx_to_char)
+            and len(set(idx_to_char)) == len(idx_to_char)):
+        raise CheckpointError(f"{folder / VOCAB_FILE} is damaged (not a list of distinct tokens); train again")
     try:
         model = build_from_config(config, vocab_size=len(idx_to_char), ctx=ctx)
     except (KeyError, TypeError, ValueError) as err:
@@ -199,7 +210,11 @@ def load_checkpoint(directory, ctx, prefer_best=False):
                               "diverged; use an earlier checkpoint")
     for n, a in zip(names, arrays):
         a[:] = saved[n].as_in_context(ctx)
-    history = History.from_csv(folder / HISTORY_FILE) if (folder / HISTORY_FILE).is_file() else History()
+    try:
+        history = History.from_csv(folder / HISTORY_FILE) if (folder / HISTORY_FILE).is_file() else History()
+    except (ValueError, KeyError, TypeError, csv.Error) as err:  # UnicodeDecodeError is a ValueError
+        raise CheckpointError(f"{folder / HISTORY_FILE} is damaged ({type(err).__name__}: {err}); train again") \
+            from None
     opt = _load_arrays(folder / OPTIMIZER_FILE) if (folder / OPTIMIZER_FILE).is_file() else {}
     return Checkpoint(model=model, idx_to_char=idx_to_char, char_to_idx={c: i for i, c in enumerate(idx_to_char)},
                       config=config, history=history, optimizer_arrays=opt, folder=folder)

@@ -21,6 +21,7 @@ from .registry import MODELS
 from .utils import UserError
 
 TIME_MACHINE_PREFIXES = ("traveller", "time traveller")  # the lecture's
+FLOAT32_MAX = 3.4028234663852886e38  # MXNet's optimisers refuse a larger learning rate
 SUMMARY_TOKENS = 200_000  # the final weights are scored on at most this much of the training text
 
 
@@ -96,10 +97,12 @@ def validate(cfg):
     for name in ("embed", "val_chars", "eval_every", "pred_len", "seed"):
         if getattr(cfg, name) < 0:
             raise UsageError(f"{_flag(name)} must be 0 or more, got {getattr(cfg, name)}")
-    if not (0 < cfg.lr < math.inf):
-        raise UsageError(f"--lr must be a positive finite number, got {cfg.lr}")
-    if not cfg.clip > 0:
-        raise UsageError(f"--clip must be positive (inf turns clipping off), got {cfg.clip}")
+    if not (0 < cfg.lr <= FLOAT32_MAX):
+        raise UsageError(f"--lr must be a positive finite number (at most {FLOAT32_MAX:.3g}, MXNet's float32 limit), "
+                         f"got {cfg.lr}")
+    if not (0 < cfg.clip <= FLOAT32_MAX or cfg.clip == math.inf):
+        raise UsageError(f"--clip must be positive and at most {FLOAT32_MAX:.3g} (inf turns clipping off), "
+                         f"got {cfg.clip}")
     if not (cfg.threads == "auto" or (cfg.threads.isdigit() and int(cfg.threads) >= 1)):
         raise UsageError(f"--threads must be a whole number >= 1 or auto, got {cfg.threads!r}")
     for name in ("minutes", "save_every"):
@@ -129,14 +132,24 @@ def check_out(cfg):
     if holds_model and not (cfg.overwrite or resuming_here):
         raise UsageError(f"{cfg.out} already holds a trained model: choose another --out, continue it with "
                          f"--resume {cfg.out}, or pass --overwrite to replace it")
+    missing = [p for p in [out, *out.parents] if not p.exists()]  # the folders this probe creates
     probe = out / f".write-test-{os.getpid()}"
     try:
         out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(".write-test-*"):  # left by a run killed during this check
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
         probe.write_bytes(b"d2lrnn")
         probe.unlink()
     except OSError as err:
         raise UsageError(f"--out {cfg.out}: cannot write there ({err.strerror or err}); choose a folder you "
                          "can write to") from None
+    finally:
+        for folder in missing:  # created again when there is something to save: a refused run leaves nothing
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
 
 
 def resolve_ctx(name):
@@ -181,6 +194,9 @@ def load_data(cfg):
 
     style, num_chars = cfg.data_settings()
     text = data.preprocess(read_source(cfg), style)
+    if not text.strip():
+        raise UsageError(f"{cfg.text or cfg.corpus}: the text is empty after --preprocess {style}; choose another "
+                         "--preprocess or another text")
     try:
         train_text, val_text = data.split_text(text, num_chars=num_chars, val_chars=cfg.val_chars,
                                                val_fraction=cfg.val_fraction)
@@ -242,9 +258,12 @@ MODEL_KEYS = ("model", "hidden", "layers", "embed", "token", "optimizer")
 
 def resume(cfg, data, ctx):
     """(model, history, optimizer arrays, start batch) from a checkpoint that fits this run."""
-    from .checkpoint import load_checkpoint
+    from .checkpoint import CheckpointError, load_checkpoint
 
-    ckpt = load_checkpoint(cfg.resume, ctx)
+    try:
+        ckpt = load_checkpoint(cfg.resume, ctx)
+    except CheckpointError as err:
+        raise UsageError(f"--resume {cfg.resume}: {err}") from None
     saved_cfg = {**asdict(TrainConfig()), **ckpt.config}
     for key in MODEL_KEYS:
         if saved_cfg[key] != getattr(cfg, key):
@@ -340,7 +359,13 @@ def _note_val(job, epoch, val, log=None):
 
 
 def _save_all(job, position=None):
-    """The last weights into checkpoint/, the best held-out ones into best/."""
+    """The last weights into checkpoint/, the best held-out ones into best/ (never weights that diverged)."""
+    from .checkpoint import non_finite
+    from .training import Diverged
+
+    if non_finite(job.model.param_arrays()):  # the loss is read a few minibatches late: the weights blew up first
+        where = position or {"epochs_done": job.history.epochs_done() - 1, "batch": None}
+        raise Diverged(None, where["batch"], where["epochs_done"] + 1)
     _save(job, "checkpoint", position=position)
     if job.best is not None:
         epoch, val, arrays = job.best
@@ -393,6 +418,7 @@ def run(job):
             job.partial = (perplexity(meter.running()), time.time() - started, done / total)
             return True
         if time.time() - last_save >= 60 * cfg.save_every:
+            meter.mean()  # a loss that diverged stops training here, before its weights are saved
             _save_all(job, position={"epochs_done": epoch - 1, "batch": done})
             last_save = time.time()
         return False
@@ -413,6 +439,10 @@ def run(job):
 def _write_atomically(path, write):
     """Write a file through a temporary neighbour and a rename, so it is never half written."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a run that was killed while writing
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -481,11 +511,11 @@ def train_command(cfg):
     job = prepare(cfg)
     try:
         outcome = run(job)
+        score = finish(job)
     except Diverged as err:
         kept = f"; the last good checkpoint in {cfg.out} is kept" if (Path(cfg.out) / "checkpoint").exists() else ""
         raise Diverged(err.value, err.batch, err.epoch, note=f"(now --lr {cfg.lr:g}, --clip {cfg.clip:g}){kept}") \
             from None
-    score = finish(job)
     print(summary(job, score), file=sys.stderr)
     if outcome == "stopped":
         where = job.position

@@ -35,8 +35,8 @@ def decode(indices, idx_to_char):
 
 def check_sampling_args(temperature, top_k):
     """Reject a temperature <= 0 or a top_k < 1 with a message that says what is allowed."""
-    if temperature is not None and not temperature > 0:
-        raise ValueError(f"temperature must be > 0 (1 samples the model as is, smaller is greedier, "
+    if temperature is not None and not 0 < temperature < np.inf:
+        raise ValueError(f"temperature must be > 0 and finite (1 samples the model as is, smaller is greedier, "
                          f"larger is more random), got {temperature!r}")
     if top_k is not None and (int(top_k) != top_k or top_k < 1):
         raise ValueError(f"top_k must be a whole number >= 1 (1 is greedy) or None for no limit, "
@@ -49,7 +49,8 @@ def sample_index(logits, temperature, top_k, rng):
     order = np.argsort(-logits, kind="stable")             # best first; ties keep the lower index
     if top_k is not None:
         order = order[:int(top_k)]                         # (k,)
-    z = (logits[order] - logits[order[0]]) / temperature   # <= 0; a tiny temperature sends all but the best to -inf
+    with np.errstate(over="ignore"):                        # a tiny temperature sends all but the best to -inf
+        z = (logits[order] - logits[order[0]]) / temperature  # <= 0
     cdf = np.cumsum(np.exp(z))                             # unnormalised, (k,)
     pick = np.searchsorted(cdf, rng.random() * cdf[-1], side="right")
     return int(order[min(pick, order.size - 1)])

@@ -97,6 +97,9 @@ def perplexity(mean_loss):
     return math.exp(mean_loss) if mean_loss < 709 else math.inf  # exp overflows a float above ~709.78
 
 
+DIVERGED_LOSS = 700.0  # nats per token: exp() overflows a float just above 709; no model that learns gets here
+
+
 class Diverged(UserError):
     """Training produced a non-finite loss: the weights are now useless."""
 
@@ -107,8 +110,15 @@ class Diverged(UserError):
         super().__init__(self._message())
 
     def _message(self):
-        where = f"epoch {self.epoch}, minibatch {self.batch}" if self.epoch else f"minibatch {self.batch}"
-        return (f"training diverged at {where}: the loss became {self.value} (not a number or infinite). "
+        where = ", ".join(([f"epoch {self.epoch}"] if self.epoch else []) +
+                          ([f"minibatch {self.batch}"] if self.batch else []))
+        if self.value is None:  # the weights, not (yet) the loss, became NaN or infinite
+            what = "the weights became NaN or infinite"
+        elif math.isnan(self.value) or math.isinf(self.value):
+            what = f"the loss became {self.value:g} ({'not a number' if math.isnan(self.value) else 'infinite'})"
+        else:
+            what = f"the loss became {self.value:g} (so large that perplexity overflows: above {DIVERGED_LOSS} nats)"
+        return (f"training diverged at {where}: {what}. "
                 "Lower the learning rate or the clipping threshold theta and train again" +
                 (f" {self.note}" if self.note else ""))
 
@@ -137,7 +147,7 @@ class LossMeter:
         loss, count = self.pending.popleft()
         value = float(loss.asscalar())
         self.read += 1
-        if not math.isfinite(value):
+        if not value <= DIVERGED_LOSS:  # nan fails this too
             raise Diverged(value, self.read)
         self.total += value * count
         self.count += count
