@@ -25,6 +25,7 @@ MAGIC = b"D2LRNN-Z"
 VERSION = 1
 ESCAPE_PROBABILITY = 2.0 ** -12  # set aside for characters the vocabulary does not have
 CODE_POINTS = 0x110000           # every Unicode code point, coded uniformly after an escape
+HEADER_INTS = {"chars": 0, "lanes": 1, "vocab": 0}  # whole-number header fields and their least values
 
 
 class CompressError(UserError):
@@ -146,8 +147,11 @@ def read_header(data):
         header = json.loads(data[len(MAGIC) + 4:start].decode())
         if header["version"] != VERSION:
             raise CompressError(f"this file is format {header['version']}; this d2lrnn reads format {VERSION}")
+        if not (all(type(header[k]) is int and header[k] >= low for k, low in HEADER_INTS.items())
+                and all(isinstance(header[k], str) for k in ("model_sha256", "text_sha256"))):
+            raise ValueError("a header field is missing or out of range")
         return header, start
-    except (ValueError, KeyError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise CompressError("the compressed file is damaged or truncated (its header cannot be read)") from None
 
 
@@ -176,10 +180,11 @@ def decompress(data, model, *, idx_to_char, ctx):
             for k, s in zip(active, step):
                 out[k].append(chr(decoder.decode(uniform)) if s == escape else idx_to_char[s])
             stepper.feed(_next_tokens(stepper.tokens, active, step, escape, start_token))
-    except (ValueError, RuntimeError, IndexError, OverflowError) as err:
+    except (ValueError, RuntimeError, IndexError, OverflowError, AssertionError) as err:  # constriction: invalid data
         raise CompressError(f"the compressed file is damaged or truncated ({err})") from None
     text = "".join("".join(lane) for lane in out)
-    if hashlib.sha256(text.encode("utf-8")).hexdigest() != header["text_sha256"]:
+    # damage may decode an escape into a lone surrogate, which strict UTF-8 refuses: it only fails the checksum
+    if hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() != header["text_sha256"]:
         raise CompressError("the decoded text does not match its checksum: the file is damaged, or this machine "
                             "computes the model's probabilities differently from the one that compressed it")
     return text
