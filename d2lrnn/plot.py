@@ -16,9 +16,12 @@ def plain_log_ticks(ax, axis="y"):
     if low > 0 and high / low < 5:  # less than a decade: a few evenly chosen round numbers
         target.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
         target.set_minor_locator(NullLocator())
-    else:                           # 1, 2, 5, 10, 20, 50, ...
+    elif high / low < 1e4:          # 1, 2, 5, 10, 20, 50, ...
         target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         target.set_minor_locator(LogLocator(base=10, subs=range(1, 10)))
+    else:                           # many decades: powers of ten, thinned to at most 8 labels
+        target.set_major_locator(LogLocator(base=10, numticks=8))
+        target.set_minor_locator(NullLocator())
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())
 

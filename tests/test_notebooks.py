@@ -80,7 +80,10 @@ def test_shown_code_equals_package(path, cell):
 
 def test_lessons_show_rnn_and_train_epoch():
     shown = {c.metadata["d2lrnn"]["source"] for p in NOTEBOOKS for c in tagged(read(p), "show-source")}
-    assert {"d2lrnn.model.rnn", "d2lrnn.training.train_epoch"} <= shown
+    required = {"d2lrnn.model.rnn", "d2lrnn.training.train_epoch", "d2lrnn.model.get_params",
+                "d2lrnn.model.init_rnn_state", "d2lrnn.generation.predict_rnn", "d2lrnn.generation.generate",
+                "d2lrnn.optim.grad_clipping", "d2lrnn.data.data_iter_random", "d2lrnn.data.data_iter_consecutive"}
+    assert required <= shown, f"no lesson shows {sorted(required - shown)}"
 
 
 def test_make_notebooks_check_is_clean():

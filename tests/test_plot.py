@@ -36,8 +36,8 @@ def test_curves_legend_and_line_styles():
     assert len(dashed) == 1 and list(dashed[0].get_ydata()) == [31, 12, 9]
 
 
-@pytest.mark.parametrize("values", [[21.0, 17.5, 14.2, 12.9], [1.32, 1.21, 1.17, 1.15], [43, 20, 5, 1.1]],
-                         ids=["fast mode", "narrow", "wide"])
+@pytest.mark.parametrize("values", [[21.0, 17.5, 14.2, 12.9], [1.32, 1.21, 1.17, 1.15], [43, 20, 5, 1.1],
+                                    [1e27, 1e12, 40, 3]], ids=["fast mode", "narrow", "wide", "many decades"])
 def test_log_axis_has_several_plain_labels(values):
     ax = Figure().add_subplot()
     d2lrnn.plot_perplexity(_history(values), ax=ax)
