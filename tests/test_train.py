@@ -168,6 +168,16 @@ def test_evaluate_all_zero_model_is_exactly_uniform(tiny):
     assert ppl == pytest.approx(vocab, rel=1e-5)
 
 
+@pytest.mark.parametrize("scale,expected", [(1e6, math.inf), (math.nan, math.nan)], ids=["overflow", "nan"])
+def test_evaluate_reports_a_runaway_model_over_the_whole_text(tiny, scale, expected):
+    """Held-out perplexity of a broken model is inf or nan for the whole text, never an exception."""
+    corpus, _, _, vocab = tiny
+    params = [p * scale for p in d2lrnn.get_params(vocab, 8, CPU)]
+    ppl = d2lrnn.evaluate_perplexity(_rnn_model(vocab, 8, params=params), corpus, ctx=CPU, num_steps=5,
+                                     batch_size=2)  # many more minibatches than the loss meter's lag
+    assert (math.isnan(ppl) if math.isnan(expected) else ppl == expected)
+
+
 @pytest.mark.parametrize("name", list(d2lrnn.MODELS))
 def test_every_registry_model_trains_through_the_one_loop(tiny, name):
     """Scratch and fused models alike: held-out curve, lower perplexity, a sample per pred_period."""
