@@ -15,10 +15,11 @@ VOCAB = sorted(set(TEXT))
 C2I = {c: i for i, c in enumerate(VOCAB)}
 
 
-@pytest.mark.parametrize("name,layers", [("rnn", 1), ("lstm", 2), ("gluon-gru", 1), ("gluon-lstm", 2)])
-def test_run_over_matches_the_models_forward_pass(name, layers):
+@pytest.mark.parametrize("name,layers,embed", [("rnn", 1, 0), ("lstm", 2, 0), ("gru", 1, 4), ("gluon-gru", 1, 0),
+                                               ("gluon-lstm", 2, 0), ("gluon-rnn", 1, 4)])
+def test_run_over_matches_the_models_forward_pass(name, layers, embed):
     d2l.set_seed(1)
-    model = d2l.build_model(name, vocab_size=len(VOCAB), num_hiddens=8, ctx=CTX, num_layers=layers)
+    model = d2l.build_model(name, vocab_size=len(VOCAB), num_hiddens=8, ctx=CTX, num_layers=layers, embed_size=embed)
     H, logits = units.run_over(model, TEXT, char_to_idx=C2I, ctx=CTX)
     assert H.shape == (len(TEXT), 8) and logits.shape == (len(TEXT), len(VOCAB))
     X = nd.array([[C2I[c] for c in TEXT]], ctx=CTX)
