@@ -86,6 +86,14 @@ def test_lessons_show_rnn_and_train_epoch():
     assert required <= shown, f"no lesson shows {sorted(required - shown)}"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_lesson_has_exercises(path):
+    """Every lesson ends, as the book's sections do, with exercises."""
+    headings = [c.source.splitlines()[0] for c in read(path).cells if c.cell_type == "markdown" and c.source]
+    assert any("## Exercises" in c.source for c in read(path).cells if c.cell_type == "markdown"), (
+        f"{path.name} has no '## Exercises' section (headings: {headings})")
+
+
 def test_make_notebooks_check_is_clean():
     sys.path.insert(0, str(ROOT / "tools"))
     try:
