@@ -6,7 +6,9 @@ sequential minibatches, first 10,000 characters of The Time Machine) with
   (a) ref     the lecture-era helpers, d2lzh==1.0.0 (`pip install --no-deps d2lzh==1.0.0` plus
               ipython, which it imports), driven by a notebook-style rnn/get_params defined below;
   (b) d2lrnn  d2lrnn.train_and_predict_rnn with d2lrnn's rnn/get_params;
-  (c) gluon   d2lrnn's concise path: RNNModel(rnn.RNN(512)) + train_and_predict_rnn_gluon.
+  (c) gluon   d2lrnn's concise path: RNNModel(rnn.RNN(512)) + train_and_predict_rnn_gluon;
+  (d) floor   no training at all: only the matrix products an epoch of (b) cannot avoid, to show
+              how close (b) is to what the arithmetic allows on this machine.
 
 Every run is a fresh subprocess; the three alternate (the order rotates from pair to pair) and pair
 i uses seed + i for all three, so each pair starts from the same weights and reads the same data.
@@ -124,7 +126,32 @@ def run_gluon(corpus, epochs):
                                     CONFIG["batch_size"], 1, 0, [])
 
 
-RUNNERS = {"ref": run_reference, "d2lrnn": run_d2lrnn, "gluon": run_gluon}
+# (d) the arithmetic floor of (b): its unavoidable matrix products, and nothing else
+def run_floor(corpus, epochs):
+    """Per minibatch: 35 chained state products forward and 35 back, W_hh's gradient, the output layer."""
+    import d2lrnn  # noqa: F401  (the thread settings (b) runs with)
+    from mxnet import nd
+
+    n, V = CONFIG["num_hiddens"], len(corpus["idx_to_char"])
+    T, B = CONFIG["num_steps"], CONFIG["batch_size"]
+    batches = (len(corpus["indices"]) // B - 1) // T  # as data_iter_consecutive cuts the text
+    W = nd.random.normal(scale=n ** -0.5, shape=(n, n))  # keeps a chained state's size roughly steady
+    Z, W_hq, dO = (nd.random.normal(shape=s) for s in ((T * B, n), (n, V), (T * B, V)))
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        for _ in range(batches):
+            H = nd.random.normal(shape=(B, n))
+            for _ in range(2 * T):  # each step needs the last: H W_hh forward, dA W_hh^T back
+                H = nd.dot(H, W)    # (batch, hidden)
+            nd.dot(Z, Z, transpose_a=True)              # dW_hh: (hidden, steps * batch) x (steps * batch, hidden)
+            nd.dot(Z, W_hq)                             # logits: (steps * batch, vocab)
+            nd.dot(Z, dO, transpose_a=True)             # dW_hq: (hidden, vocab)
+            nd.dot(dO, W_hq, transpose_b=True)          # dZ: (steps * batch, hidden)
+        nd.waitall()
+        print(f"epoch {epoch}, perplexity 0, time {time.perf_counter() - start:.2f} sec")
+
+
+RUNNERS = {"ref": run_reference, "d2lrnn": run_d2lrnn, "gluon": run_gluon, "floor": run_floor}
 
 
 def child(impl, seed, epochs, corpus_file):
@@ -201,9 +228,10 @@ def speed(args, corpus_file):
     print(f"lecture configuration ({cfg}, sequential), {args.epochs} epochs, {args.pairs} pairs")
     print(environment())
     runs = {impl: [] for impl in IMPLS}
+    runs["floor"] = []
     for i in range(args.pairs):
         order = IMPLS[i % 3:] + IMPLS[:i % 3]  # rotate who goes first
-        for impl in order:
+        for impl in order + ("floor",):
             r = spawn(impl, args.seed + i, args.epochs, corpus_file)
             runs[impl].append(r)
             print(f"  pair {i + 1} seed {args.seed + i} {impl:7s} {per_epoch(r):.3f} s/epoch, "
@@ -229,6 +257,11 @@ def speed(args, corpus_file):
     g = statistics.median(per_epoch(r) for r in runs["d2lrnn"]) / statistics.median(
         per_epoch(r) for r in runs["gluon"])
     print(f"(b) / (c) seconds per epoch: {g:.2f} (1.00 = as fast as the fused layer)")
+    floor = statistics.median(per_epoch(r) for r in runs["floor"])
+    target = statistics.median(per_epoch(r) for r in runs["ref"]) / 3
+    print(f"(d) the matrix products alone take {floor:.3f} s/epoch: (b) spends "
+          f"{statistics.median(per_epoch(r) for r in runs['d2lrnn']) / floor:.2f}x that; 3x (a) would be "
+          f"{target:.3f} s/epoch, {target / floor:.2f}x the products' time")
     print(f"a 500-epoch run costs about {500 * statistics.median(per_epoch(r) for r in runs['d2lrnn']) / 60:.1f}"
           f" min with (b) vs {500 * statistics.median(per_epoch(r) for r in runs['ref']) / 60:.1f} min with (a)")
     print("PASS" if ok else "FAIL")
@@ -255,7 +288,7 @@ def main():
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--memory-check", action="store_true", help="peak RSS of 50 vs 5 epochs instead")
-    ap.add_argument("--child", choices=IMPLS, help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=list(RUNNERS), help=argparse.SUPPRESS)
     ap.add_argument("--corpus-file", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
