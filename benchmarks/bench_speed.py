@@ -129,20 +129,22 @@ def run_gluon(corpus, epochs):
 # (d) the arithmetic floor of (b): its unavoidable matrix products, and nothing else
 def run_floor(corpus, epochs):
     """Per minibatch: 35 chained state products forward and 35 back, W_hh's gradient, the output layer."""
-    import d2lrnn  # noqa: F401  (the thread settings (b) runs with)
     from mxnet import nd
+
+    from d2lrnn.model import linear  # the product (b) uses for every step (nd.FullyConnected)
 
     n, V = CONFIG["num_hiddens"], len(corpus["idx_to_char"])
     T, B = CONFIG["num_steps"], CONFIG["batch_size"]
     batches = (len(corpus["indices"]) // B - 1) // T  # as data_iter_consecutive cuts the text
     W = nd.random.normal(scale=n ** -0.5, shape=(n, n))  # keeps a chained state's size roughly steady
+    H0 = nd.random.normal(shape=(B, n))
     Z, W_hq, dO = (nd.random.normal(shape=s) for s in ((T * B, n), (n, V), (T * B, V)))
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         for _ in range(batches):
-            H = nd.random.normal(shape=(B, n))
-            for _ in range(2 * T):  # each step needs the last: H W_hh forward, dA W_hh^T back
-                H = nd.dot(H, W)    # (batch, hidden)
+            H = H0
+            for _ in range(2 * T):   # each step needs the last: H W_hh forward, dA W_hh^T back
+                H = linear(H, W)     # (batch, hidden)
             nd.dot(Z, Z, transpose_a=True)              # dW_hh: (hidden, steps * batch) x (steps * batch, hidden)
             nd.dot(Z, W_hq)                             # logits: (steps * batch, vocab)
             nd.dot(Z, dO, transpose_a=True)             # dW_hq: (hidden, vocab)
@@ -227,8 +229,7 @@ def speed(args, corpus_file):
     cfg = ", ".join(f"{k}={v}" for k, v in CONFIG.items())
     print(f"lecture configuration ({cfg}, sequential), {args.epochs} epochs, {args.pairs} pairs")
     print(environment())
-    runs = {impl: [] for impl in IMPLS}
-    runs["floor"] = []
+    runs = {impl: [] for impl in RUNNERS}  # (a)-(c), and the floor (d)
     for i in range(args.pairs):
         order = IMPLS[i % 3:] + IMPLS[:i % 3]  # rotate who goes first
         for impl in order + ("floor",):
