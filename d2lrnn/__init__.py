@@ -1,40 +1,48 @@
-"""d2lrnn: the STAT 157 / Dive into Deep Learning RNN lecture as a package (`import d2lrnn as d2l`)."""
-from . import _compat  # noqa: F401  (restores numpy.bool before anything imports MXNet)
+"""d2lrnn: the STAT 157 / Dive into Deep Learning RNN lecture as a package (`import d2lrnn as d2l`).
 
-from .data import (CORPORA, DATA_SHA1, DATA_URL, DataError, corpus_from_text, data_iter_consecutive,
-                   data_iter_random, encode_text, get_corpus_path, load_data_time_machine,
-                   load_data_tiny_shakespeare, preprocess, to_onehot)
-from .model import RNNModel, ScratchModel, get_params, init_rnn_state, rnn
-from .gated import get_gru_params, get_lstm_params, gru, init_gru_state, init_lstm_state, lstm
-from .registry import MODELS, build_model, scratch_functions
-from .optim import SGD, Adam, global_norm, grad_clipping, sgd
-from .generation import generate, predict_rnn, predict_rnn_gluon, sample_rnn
-from .training import (History, KeepBest, evaluate_perplexity, train, train_and_predict_rnn, train_and_predict_rnn_gluon,
-                    train_epoch)
-from .checkpoint import load_checkpoint, pretrained, save_checkpoint
-from .baselines import bits_per_char, ngram_perplexity
-from .gradients import param_grad_norms, state_grad_norms
-from .plot import plain_log_ticks, plot_perplexity
-from .utils import UserError, set_seed, try_all_gpus, try_gpu
+Names load on first use (`d2l.rnn` imports d2lrnn.cells, and MXNet with it), so `import d2lrnn` is
+instant and `python -m d2lrnn` can choose MXNet's thread settings and handle Ctrl-C before MXNet loads.
+"""
+import importlib
 
-__version__ = "0.2.0"
+from . import _compat
 
-__all__ = [
+__version__ = "0.3.0"
+
+_compat.install()  # numpy.bool restored before MXNet loads, whoever imports it first
+
+_EXPORTS = {
     # the lecture's helpers (COURSE_FACTS §1), same names and positional signatures
-    "load_data_time_machine", "data_iter_random", "data_iter_consecutive", "to_onehot", "get_params",
-    "init_rnn_state", "rnn", "predict_rnn", "grad_clipping", "sgd", "train_and_predict_rnn", "RNNModel",
-    "predict_rnn_gluon", "train_and_predict_rnn_gluon", "try_gpu", "try_all_gpus",
-    # data
-    "CORPORA", "DATA_SHA1", "DATA_URL", "DataError", "corpus_from_text", "encode_text", "get_corpus_path",
-    "load_data_tiny_shakespeare", "preprocess",
-    # models: the interface, gated cells, the registry
-    "ScratchModel", "get_gru_params", "gru", "init_gru_state", "get_lstm_params", "lstm", "init_lstm_state",
-    "MODELS", "build_model", "scratch_functions",
-    # training, evaluation, generation, checkpoints
-    "SGD", "Adam", "global_norm", "train", "train_epoch", "History", "KeepBest", "evaluate_perplexity", "generate",
-    "sample_rnn", "save_checkpoint", "load_checkpoint", "pretrained",
-    # analysis and plots
-    "bits_per_char", "ngram_perplexity", "param_grad_norms", "state_grad_norms", "plot_perplexity",
-    "plain_log_ticks",
-    "UserError", "set_seed",
-]
+    "data": ["load_data_time_machine", "data_iter_random", "data_iter_consecutive", "to_onehot",
+             "CORPORA", "DATA_SHA1", "DATA_URL", "DataError", "TextSource", "corpus_from_text", "encode_text",
+             "get_corpus_path", "load_data_tiny_shakespeare", "load_split", "preprocess"],
+    "cells": ["get_params", "init_rnn_state", "rnn", "get_gru_params", "init_gru_state", "gru",
+              "get_lstm_params", "init_lstm_state", "lstm", "CELLS"],
+    "cells.batched": ["BatchedModel"],
+    "model": ["RNNModel", "ScratchModel"],
+    "registry": ["MODELS", "build_model", "scratch_functions"],
+    "optim": ["SGD", "Adam", "global_norm", "grad_clipping", "sgd"],
+    "generation": ["generate", "predict_rnn", "predict_rnn_gluon", "sample_rnn"],
+    "training": ["History", "Hook", "KeepBest", "Preview", "Progress", "TrainOptions", "evaluate_perplexity",
+                 "train", "train_and_predict_rnn", "train_and_predict_rnn_gluon", "train_epoch"],
+    "checkpoint": ["load_checkpoint", "pretrained", "save_checkpoint"],
+    "baselines": ["bits_per_char", "ngram_perplexity"],
+    "gradients": ["param_grad_norms", "state_grad_norms"],
+    "plot": ["plain_log_ticks", "plot_perplexity"],
+    "utils": ["UserError", "set_seed", "try_all_gpus", "try_gpu"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name):
+    """Load a public name from its module the first time it is asked for."""
+    if name not in _WHERE:
+        raise AttributeError(f"module 'd2lrnn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -6,8 +6,10 @@ folder beside the old one and swaps the two with renames, so a crash at any mome
 checkpoint behind (in the folder, or as `.<name>-old` until the next save restores it). Loading checks
 every file against the manifest and refuses non-finite weights, with one line naming what is wrong.
 """
+import contextlib
 import csv
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -17,13 +19,14 @@ import numpy as np
 from mxnet import nd
 from mxnet.base import MXNetError
 
-from .registry import build_from_config
+from .config import BIG, from_dict
+from .registry import build_from_config, check_fits
 from .training import History
-from .utils import UserError, file_digest
+from .utils import UserError, file_digest, quoted
 
 PARAMS_FILE, VOCAB_FILE, CONFIG_FILE, HISTORY_FILE = "params.nd", "vocab.json", "config.json", "history.csv"
 OPTIMIZER_FILE, MANIFEST_FILE = "optimizer.nd", "manifest.json"
-FORMAT = 2  # bump when the layout changes; 1 was the unverified layout without a manifest
+FORMAT = 3  # bump when the layout or a meaning changes; 1 had no manifest; in 2, rnn/gru/lstm meant *-bptt
 
 
 PRETRAINED = Path(__file__).resolve().parent / "pretrained"
@@ -53,19 +56,66 @@ class Checkpoint:
     model: object
     idx_to_char: list
     char_to_idx: dict
-    config: dict
+    config: dict           # as saved (with format 2's model names updated)
+    settings: object       # the same settings as a checked TrainConfig
     history: History
     optimizer_arrays: dict
     folder: Path
 
 
-def _fsync(path):
+def fsync(path):
     """Flush a file or folder to disk, so a power cut cannot undo a rename that followed."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class SaveError(UserError):
+    """A file could not be written (disk full, no permission, read-only): what was saved before is kept."""
+
+    exit_code = 1
+
+
+def _reason(err):
+    """The short reason of an OSError or an MXNetError (MXNet's text starts with its own traceback)."""
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return next((line[len("MXNetError:"):].strip() for line in reversed(lines) if line.startswith("MXNetError:")),
+                lines[-1] if lines else type(err).__name__)
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Turn a failed write of `path` into one SaveError naming it."""
+    try:
+        yield path
+    except (OSError, MXNetError) as err:
+        raise SaveError(f"cannot write {quoted(path)}: {_reason(err)}") from None
+
+
+def remove(path):
+    """Remove a file, a symlink (not what it points to) or a folder, if there is one."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def atomic_write(path, write):
+    """Write a file through a temporary neighbour and a rename, so it is never seen half written."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with writing(path):
+            write(tmp)
+            fsync(tmp)
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def non_finite(arrays):
@@ -78,55 +128,79 @@ def _old(directory):
     return directory.with_name(f".{directory.name}-old")
 
 
-def _clean_leftovers(directory):
+def clean_leftovers(directory):
     """Undo what a save killed half-way left behind: stale new folders, a displaced old checkpoint."""
     for stale in directory.parent.glob(f".{directory.name}-new-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        remove(stale)
     old = _old(directory)
-    if old.exists():
-        if directory.exists():  # the swap finished; only the clean-up was cut short
-            shutil.rmtree(old, ignore_errors=True)
-        else:                   # cut between the two renames: put the old checkpoint back
+    if old.is_symlink() or old.is_file():   # not something a save leaves: a stray file
+        old.unlink()
+    elif old.is_dir():
+        if directory.is_dir() and not directory.is_symlink():  # the swap finished; only the clean-up was cut short
+            shutil.rmtree(old)
+        elif not directory.exists() and not directory.is_symlink():  # cut between the two renames: put it back
             os.replace(old, directory)
+
+
+def write_checkpoint(folder, model, idx_to_char, *, config=None, history=None, optimizer=None, arrays=None):
+    """Write every file of a checkpoint into a new folder (nothing is replaced); returns the folder.
+
+    arrays: the weights to save, if not the model's own (e.g. a KeepBest copy)."""
+    if model.config is None:
+        raise ValueError("only models built by the registry can be saved (d2lrnn.build_model): a checkpoint "
+                         "records the model's name so that it can be rebuilt")
+    arrays = model.param_arrays() if arrays is None else arrays
+    bad = non_finite(arrays)
+    if bad:
+        raise ValueError(f"refusing to save non-finite weights (arrays {bad} hold NaN or inf): the model "
+                         "has diverged; the previous checkpoint is kept")
+    folder = Path(folder)
+    with writing(folder):
+        folder.mkdir()
+    with writing(folder / PARAMS_FILE) as path:
+        nd.save(str(path), {f"param{i:02d}": a for i, a in enumerate(arrays)})
+    opt_arrays = optimizer.state_arrays() if optimizer is not None else {}
+    if opt_arrays:
+        with writing(folder / OPTIMIZER_FILE) as path:
+            nd.save(str(path), opt_arrays)
+    full_config = {**(config or {}), **model.config, "format": FORMAT}
+    texts = {VOCAB_FILE: json.dumps(list(idx_to_char), ensure_ascii=False),
+             CONFIG_FILE: json.dumps(full_config, indent=2, sort_keys=True)}
+    for name, text in texts.items():
+        with writing(folder / name) as path:
+            path.write_text(text, encoding="utf-8")
+    with writing(folder / HISTORY_FILE) as path:
+        (history if history is not None else History()).to_csv(path)
+    files = sorted(p.name for p in folder.iterdir())
+    manifest = {"format": FORMAT, "sha256": {name: file_digest(folder / name, "sha256") for name in files}}
+    with writing(folder / MANIFEST_FILE) as path:
+        path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        for name in files + [MANIFEST_FILE]:
+            fsync(folder / name)
+    return folder
+
+
+def swap_in(new, directory):
+    """Put a written checkpoint folder in place of `directory` with renames (a crash leaves one whole)."""
+    if directory.exists():
+        os.replace(directory, _old(directory))
+    os.replace(new, directory)
+    fsync(directory.parent)
+    shutil.rmtree(_old(directory), ignore_errors=True)
 
 
 def save_checkpoint(directory, model, idx_to_char, *, config=None, history=None, optimizer=None):
     """Save a registry model into `directory`, replacing its checkpoint only once the new one is whole."""
     directory = Path(directory)
-    if model.config is None:
-        raise ValueError("only models built by the registry can be saved (d2lrnn.build_model): a checkpoint "
-                         "records the model's name so that it can be rebuilt")
-    arrays = model.param_arrays()
-    bad = non_finite(arrays)
-    if bad:
-        raise ValueError(f"refusing to save non-finite weights (arrays {bad} hold NaN or inf): the model "
-                         "has diverged; the previous checkpoint is kept")
     directory.parent.mkdir(parents=True, exist_ok=True)
-    _clean_leftovers(directory)
+    clean_leftovers(directory)
     new = directory.with_name(f".{directory.name}-new-{os.getpid()}")
-    new.mkdir()
     try:
-        nd.save(str(new / PARAMS_FILE), {f"param{i:02d}": a for i, a in enumerate(arrays)})
-        opt_arrays = optimizer.state_arrays() if optimizer is not None else {}
-        if opt_arrays:
-            nd.save(str(new / OPTIMIZER_FILE), opt_arrays)
-        (new / VOCAB_FILE).write_text(json.dumps(list(idx_to_char), ensure_ascii=False), encoding="utf-8")
-        full_config = {**(config or {}), **model.config, "format": FORMAT}
-        (new / CONFIG_FILE).write_text(json.dumps(full_config, indent=2, sort_keys=True), encoding="utf-8")
-        (history if history is not None else History()).to_csv(new / HISTORY_FILE)
-        files = sorted(p.name for p in new.iterdir())
-        manifest = {"format": FORMAT, "sha256": {name: file_digest(new / name, "sha256") for name in files}}
-        (new / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        for name in files + [MANIFEST_FILE]:
-            _fsync(new / name)
+        write_checkpoint(new, model, idx_to_char, config=config, history=history, optimizer=optimizer)
     except BaseException:  # a half-written checkpoint must never replace a whole one
         shutil.rmtree(new, ignore_errors=True)
         raise
-    if directory.exists():
-        os.replace(directory, _old(directory))
-    os.replace(new, directory)
-    _fsync(directory.parent)
-    shutil.rmtree(_old(directory), ignore_errors=True)
+    swap_in(new, directory)
     return directory
 
 
@@ -139,37 +213,43 @@ def find_checkpoint(directory, prefer_best=False):
         for folder in (candidate, _old(candidate)):
             if (folder / MANIFEST_FILE).is_file() or (folder / CONFIG_FILE).is_file():
                 return folder
-    raise CheckpointError(f"no checkpoint in {directory}: expected {MANIFEST_FILE} and the files it lists "
-                          f"there or in {directory / 'checkpoint'} (written by `d2lrnn train`)")
+    raise CheckpointError(f"no checkpoint in {quoted(directory)}: expected {MANIFEST_FILE} and the files it lists "
+                          f"there or in {quoted(directory / 'checkpoint')} (written by `d2lrnn train`)")
+
+
+MAX_JSON_BYTES = 1 << 20  # config, vocabulary and manifest files are a few KB; a larger one is not ours
 
 
 def _read_json(folder, name):
     """Parse one JSON file of a checkpoint, naming the file if it is not valid JSON."""
+    path = folder / name
     try:
-        return json.loads((folder / name).read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{folder / name} is damaged (not valid JSON: {err}); "
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise ValueError(f"larger than {MAX_JSON_BYTES:,} bytes")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        raise CheckpointError(f"{quoted(path)} is damaged (not valid JSON: {err}); "
                               "train again or use another checkpoint") from None
 
 
 def verify(folder):
     """Check every file of a checkpoint against its manifest; returns the folder."""
     if not (folder / MANIFEST_FILE).is_file():
-        raise CheckpointError(f"{folder} has no {MANIFEST_FILE}: it is incomplete or was written by an older "
-                              "d2lrnn; train it again")
+        raise CheckpointError(f"{quoted(folder)} has no {MANIFEST_FILE}: it is incomplete or was written by an "
+                              "older d2lrnn; train it again")
     manifest = _read_json(folder, MANIFEST_FILE)
     digests = manifest.get("sha256") if isinstance(manifest, dict) else None
     if not isinstance(digests, dict) or PARAMS_FILE not in digests:
-        raise CheckpointError(f"{folder / MANIFEST_FILE} is damaged (no SHA-256 list); train again")
+        raise CheckpointError(f"{quoted(folder / MANIFEST_FILE)} is damaged (no SHA-256 list); train again")
     for name, digest in sorted(digests.items()):
         if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
-            raise CheckpointError(f"{folder / MANIFEST_FILE} is damaged (it lists {name!r}, not a file of the "
-                                  "checkpoint); train again")
+            raise CheckpointError(f"{quoted(folder / MANIFEST_FILE)} is damaged (it lists {name!r}, not a file of "
+                                  "the checkpoint); train again")
         path = folder / name
         if not path.is_file():
-            raise CheckpointError(f"{path} is missing: the checkpoint is incomplete; train again")
+            raise CheckpointError(f"{quoted(path)} is missing: the checkpoint is incomplete; train again")
         if file_digest(path, "sha256") != digest:
-            raise CheckpointError(f"{path} is damaged (its SHA-256 differs from the one in {MANIFEST_FILE}); "
+            raise CheckpointError(f"{quoted(path)} is damaged (its SHA-256 differs from the one in {MANIFEST_FILE}); "
                                   "train again or use another checkpoint")
     return folder
 
@@ -178,43 +258,80 @@ def _load_arrays(path):
     """nd.load with a one-line error for a file MXNet cannot read."""
     try:
         return nd.load(str(path))
-    except MXNetError as err:  # MXNet's text starts with its own "Traceback" lines: keep only the reason
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        reason = next((line[len("MXNetError:"):].strip() for line in reversed(lines) if line.startswith("MXNetError:")),
-                      lines[-1] if lines else type(err).__name__)
-        raise CheckpointError(f"{path} cannot be read by MXNet ({reason}); train again") from None
+    except MXNetError as err:
+        raise CheckpointError(f"{quoted(path)} cannot be read by MXNet ({_reason(err)}); train again") from None
+
+
+def _number(value, low=0.0):
+    """True for a finite int or float above `low` (JSON's numbers; booleans are not numbers)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low < value < math.inf
+
+
+def check_config(config, where):
+    """The checkpoint's settings as a TrainConfig, after checking every field's type, range and name."""
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{where} is damaged (not a JSON object of settings); train again")
+    fmt = config.get("format", 2)
+    if fmt not in (2, FORMAT):
+        raise CheckpointError(f"{where}: format {fmt!r} is not one this d2lrnn reads ({FORMAT}, or 2)")
+    config = dict(config)
+    if fmt == 2 and config.get("model") in ("rnn", "gru", "lstm"):  # format 2's names for the batched cells
+        config["model"] += "-bptt"
+    for key in ("model", "hidden"):
+        if key not in config:
+            raise CheckpointError(f"{where}: the field {key!r} is missing; train again")
+    try:
+        settings = from_dict(config, where)
+    except UserError as err:
+        raise CheckpointError(str(err)) from None
+    position, held_out = config.get("position"), config.get("held_out")
+    ok = position is None or (isinstance(position, dict) and (
+        (set(position) == {"epochs_done", "batch"} and type(position["epochs_done"]) is int
+         and 0 <= position["epochs_done"] <= BIG and (position["batch"] is None or type(position["batch"]) is int
+                                                        and 1 <= position["batch"] <= BIG))
+        or (set(position) == {"best_epoch", "best_val_perplexity"} and _number(position["best_epoch"], -1)
+            and _number(position["best_val_perplexity"]))))
+    if not ok:
+        raise CheckpointError(f"{where}: the field 'position' is not one d2lrnn writes ({position!r}); train again")
+    if held_out is not None and not (isinstance(held_out, dict) and set(held_out) == {"sha256", "perplexity"}
+                                     and isinstance(held_out["sha256"], str) and _number(held_out["perplexity"])):
+        raise CheckpointError(f"{where}: the field 'held_out' is not one d2lrnn writes ({held_out!r}); train again")
+    return config, settings
 
 
 def load_checkpoint(directory, ctx, prefer_best=False):
     """Rebuild the saved model on ctx, after checking every file; returns a Checkpoint."""
     folder = verify(find_checkpoint(directory, prefer_best))
-    config, idx_to_char = _read_json(folder, CONFIG_FILE), _read_json(folder, VOCAB_FILE)
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{folder / CONFIG_FILE} is damaged (not a JSON object of settings); train again")
+    config, settings = check_config(_read_json(folder, CONFIG_FILE), quoted(folder / CONFIG_FILE))
+    idx_to_char = _read_json(folder, VOCAB_FILE)
     if not (isinstance(idx_to_char, list) and idx_to_char and all(isinstance(t, str) and t for t in idx_to_char)
             and len(set(idx_to_char)) == len(idx_to_char)):
-        raise CheckpointError(f"{folder / VOCAB_FILE} is damaged (not a list of distinct tokens); train again")
+        raise CheckpointError(f"{quoted(folder / VOCAB_FILE)} is damaged (not a list of distinct tokens); train again")
     try:
+        check_fits(config["model"], vocab_size=len(idx_to_char), num_hiddens=config["hidden"],
+                   num_layers=settings.layers, embed_size=settings.embed)
         model = build_from_config(config, vocab_size=len(idx_to_char), ctx=ctx)
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{folder / CONFIG_FILE} does not describe a model d2lrnn can build ({err})") from None
+    except ValueError as err:
+        raise CheckpointError(f"{quoted(folder / CONFIG_FILE)} does not describe a model d2lrnn can build "
+                              f"({err})") from None
     saved = _load_arrays(folder / PARAMS_FILE)
     arrays = model.param_arrays()
     names = [f"param{i:02d}" for i in range(len(arrays))]
     if sorted(saved) != names or any(saved[n].shape != a.shape for n, a in zip(names, arrays)):
-        raise CheckpointError(f"{folder / PARAMS_FILE} does not fit a {config['model']} with {config['hidden']} "
-                              f"hidden units and {len(idx_to_char)} tokens; the checkpoint is inconsistent")
+        raise CheckpointError(f"{quoted(folder / PARAMS_FILE)} does not fit a {config['model']} with "
+                              f"{config['hidden']} hidden units and {len(idx_to_char)} tokens; the checkpoint is "
+                              "inconsistent")
     bad = non_finite([saved[n] for n in names])
     if bad:
-        raise CheckpointError(f"{folder / PARAMS_FILE} holds NaN or infinite weights (arrays {bad}): that model "
-                              "diverged; use an earlier checkpoint")
+        raise CheckpointError(f"{quoted(folder / PARAMS_FILE)} holds NaN or infinite weights (arrays {bad}): that "
+                              "model diverged; use an earlier checkpoint")
     for n, a in zip(names, arrays):
         a[:] = saved[n].as_in_context(ctx)
     try:
         history = History.from_csv(folder / HISTORY_FILE) if (folder / HISTORY_FILE).is_file() else History()
     except (ValueError, KeyError, TypeError, csv.Error) as err:  # UnicodeDecodeError is a ValueError
-        raise CheckpointError(f"{folder / HISTORY_FILE} is damaged ({type(err).__name__}: {err}); train again") \
-            from None
+        raise CheckpointError(f"{quoted(folder / HISTORY_FILE)} is damaged ({type(err).__name__}: {err}); train "
+                              "again") from None
     opt = _load_arrays(folder / OPTIMIZER_FILE) if (folder / OPTIMIZER_FILE).is_file() else {}
     return Checkpoint(model=model, idx_to_char=idx_to_char, char_to_idx={c: i for i, c in enumerate(idx_to_char)},
-                      config=config, history=history, optimizer_arrays=opt, folder=folder)
+                      config=config, settings=settings, history=history, optimizer_arrays=opt, folder=folder)

@@ -21,6 +21,7 @@ from mxnet import nd
 
 from .utils import UserError
 
+MAX_LANES = 4096                 # lanes coded side by side, at most
 MAGIC = b"D2LRNN-Z"
 VERSION = 1
 ESCAPE_PROBABILITY = 2.0 ** -12  # set aside for characters the vocabulary does not have
@@ -113,9 +114,15 @@ def _next_tokens(tokens, active, step, escape, start):
     return tokens
 
 
-def compress(text, model, *, char_to_idx, ctx, lanes=16):
+def default_lanes(num_chars):
+    """Lanes for a text of num_chars characters: one per 4,096 characters, from 1 to 16."""
+    return max(1, min(16, num_chars // 4096))
+
+
+def compress(text, model, *, char_to_idx, ctx, lanes=None):
     """Bytes of the compressed text (header included)."""
     constriction = _constriction()
+    lanes = default_lanes(len(text)) if lanes is None else lanes
     encoder, family = constriction.stream.queue.RangeEncoder(), constriction.stream.model.Categorical(perfect=False)
     uniform = constriction.stream.model.Uniform(CODE_POINTS)
     symbols, start = _symbols(text, char_to_idx), _start_token(char_to_idx)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from mxnet import nd
 
-from .utils import UserError, file_digest
+from .utils import UserError, file_digest, quoted
 
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 UNK = "<unk>"
@@ -59,7 +59,7 @@ def _checked(path, corpus):
     digest = file_digest(path, "sha1")
     if digest != corpus.sha1:
         raise DataError(
-            f"{path} is not the course's {corpus.file}: its sha1 is {digest}, expected {corpus.sha1}. "
+            f"{quoted(path)} is not the course's {corpus.file}: its sha1 is {digest}, expected {corpus.sha1}. "
             f"Delete it (d2lrnn will download a fresh copy) or replace it with the file from {corpus.url}."
         )
     return path
@@ -100,20 +100,33 @@ def _download(url, corpus):
     return Path(path)
 
 
+MAX_TEXT_BYTES = 2 ** 31  # 2 GB: the corpus becomes an array of 32-bit indices, 4 bytes a character
+
+
 def read_text(path):
-    """Read a UTF-8 text file, with clear errors for a missing, unreadable or empty file."""
+    """Read a UTF-8 text file (or a pipe), with clear errors for a missing, unreadable, huge or empty one.
+
+    A byte-order mark at the start is dropped: it marks the encoding and is not part of the text."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"text file not found: {path}" + (" (it is a folder)" if path.is_dir() else ""))
+    if path.is_dir():
+        raise DataError(f"{quoted(path)} is a folder: give a text file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}): "
-                        "convert it, e.g. `iconv -t utf-8`") from None
+        with open(path, "rb") as f:
+            raw = f.read(MAX_TEXT_BYTES + 1)
+    except FileNotFoundError:
+        raise DataError(f"text file not found: {quoted(path)}") from None
     except OSError as err:
-        raise DataError(f"cannot read {path}: {err.strerror}") from None
+        raise DataError(f"cannot read {quoted(path)}: {err.strerror or err}") from None
+    if len(raw) > MAX_TEXT_BYTES:
+        raise DataError(f"{quoted(path)} is larger than {MAX_TEXT_BYTES // 2**30} GB: use a part of it")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{quoted(path)} is not UTF-8 text ({err.reason} at byte {err.start}): "
+                        "convert it, e.g. `iconv -t utf-8`") from None
+    text = text[1:] if text.startswith("\ufeff") else text
     if not text.strip():
-        raise DataError(f"{path} is empty: give a text file with at least a few sentences")
+        raise DataError(f"{quoted(path)} is empty: give a text file with at least a few sentences")
     return text
 
 
@@ -259,6 +272,96 @@ def load_data_tiny_shakespeare(num_chars=None, data_dir=None, preprocess_style="
     return corpus_from_text(text, num_chars, token, preprocess_style=preprocess_style)
 
 
+@dataclass(frozen=True)
+class TextSource:
+    """Which text to train on and how to read it: a built-in corpus or a file, preprocessing, split, tokens."""
+
+    corpus: str = "timemachine"
+    text: str = None          # a file of your own instead of a built-in corpus
+    preprocess: str = None    # None: the corpus's own (lecture for The Time Machine and files, raw for Shakespeare)
+    token: str = "char"
+    num_chars: int = None     # None: the corpus's default (The Time Machine: the lecture's 10,000), else all
+    val_chars: int = 0
+    val_fraction: float = 0.0
+
+    @property
+    def name(self):
+        """The file or the corpus name."""
+        return self.text or self.corpus
+
+    @property
+    def style(self):
+        """The preprocessing that applies."""
+        return self.preprocess or (_corpus(self.corpus).preprocess if not self.text else "lecture")
+
+    @property
+    def train_chars(self):
+        """How many characters to train on (None: all but the held-out text)."""
+        if self.num_chars is not None or self.text:
+            return self.num_chars
+        return _corpus(self.corpus).num_chars
+
+    @property
+    def holds_out(self):
+        """True when part of the text is held out."""
+        return bool(self.val_chars or self.val_fraction)
+
+    def read(self):
+        """The preprocessed text of the file or the built-in corpus."""
+        raw = read_text(self.text) if self.text else read_text(get_corpus_path(corpus=self.corpus))
+        return preprocess(raw, self.style)
+
+    def part(self, which):
+        """The preprocessed text of one part: "train", "val" (the held-out text) or "all"."""
+        text = self.read()
+        if which == "all":
+            return text
+        train_text, val_text = split_text(text, num_chars=self.train_chars, val_chars=self.val_chars,
+                                          val_fraction=self.val_fraction)
+        return train_text if which == "train" else val_text
+
+
+@dataclass
+class Split:
+    """Training and held-out token indices with the training text's vocabulary."""
+
+    corpus: object      # (tokens,) int32 array
+    val: object         # (tokens,) int32 array, or None without held-out text
+    idx_to_char: list
+    char_to_idx: dict
+    skipped: dict       # held-out tokens outside the training vocabulary, with counts
+
+
+def load_split(source):
+    """Read, preprocess and split a TextSource; the vocabulary comes from the training part only."""
+    text = source.read()
+    if not text.strip():
+        raise DataError(f"{source.name}: the text is empty after preprocessing ({source.style}); choose another "
+                        "preprocessing or another text")
+    train_text, val_text = split_text(text, num_chars=source.train_chars, val_chars=source.val_chars,
+                                      val_fraction=source.val_fraction)
+    corpus, char_to_idx, idx_to_char, _ = corpus_from_text(train_text, None, source.token, preprocess_style="raw")
+    val, skipped = encode(val_text, char_to_idx, source.token) if source.holds_out else (None, {})
+    return Split(corpus=corpus, val=val, idx_to_char=idx_to_char, char_to_idx=char_to_idx, skipped=dict(skipped))
+
+
+LECTURE_PREFIXES = ("traveller", "time traveller")  # the lecture's, for The Time Machine
+
+
+def default_prefixes(source, split, prefixes=None):
+    """Prefixes for samples: the given ones, preprocessed like the text; the lecture's for The Time
+    Machine; else the training text's first word."""
+    if prefixes:
+        return tuple(preprocess(p, source.style) if source.token == "char" else p for p in prefixes)
+    if not source.text and source.corpus == "timemachine" and source.style == "lecture":
+        return LECTURE_PREFIXES
+    sep = "" if source.token == "char" else " "
+    head = sep.join(split.idx_to_char[i] for i in split.corpus[:40]).split()
+    if not head:
+        return (split.idx_to_char[split.corpus[0]],)
+    return (head[0][:20] if source.token == "char" else head[0],)
+
+
 def _check_fits(num_windows, what, batch_size, num_steps, corpus_len):
     """Raise a clear error when the corpus yields no minibatch at all."""
     for name, value in (("batch_size", batch_size), ("num_steps", num_steps)):
@@ -271,14 +374,17 @@ def _check_fits(num_windows, what, batch_size, num_steps, corpus_len):
         )
 
 
-def data_iter_random(corpus_indices, batch_size, num_steps, ctx=None):
-    """Yield (X, Y) minibatches of random, non-overlapping windows; Y is X shifted by one."""
+def data_iter_random(corpus_indices, batch_size, num_steps, ctx=None, *, rng=None):
+    """Yield (X, Y) minibatches of random, non-overlapping windows; Y is X shifted by one.
+
+    rng (a random.Random) shuffles the windows; without it, Python's global generator does, as in the
+    lecture (d2lrnn.set_seed seeds it)."""
     corpus = np.asarray(corpus_indices)
     num_examples = (len(corpus) - 1) // max(num_steps, 1)
     epoch_size = num_examples // max(batch_size, 1)
     _check_fits(epoch_size, "random sampling", batch_size, num_steps, len(corpus))
     starts = [i * num_steps for i in range(num_examples)]
-    random.shuffle(starts)  # Python's generator, so d2lrnn.set_seed (or random.seed) repeats a run
+    (rng or random).shuffle(starts)
     offsets = np.arange(num_steps)
     for i in range(epoch_size):
         windows = np.array(starts[i * batch_size:(i + 1) * batch_size])[:, None] + offsets  # (batch, steps)

@@ -1,4 +1,4 @@
-"""Model: the lecture's RNN from scratch, the Gluon version, and the one interface both share.
+"""Model: the one interface every model shares, the lecture's functions as a model, and the Gluon models.
 
 Every model is called as `model(X, state)` on a (batch, steps) array of token indices and returns
 `(logits, state)` with logits of shape (steps * batch, vocab), time-major; it makes its first state
@@ -10,62 +10,8 @@ import inspect
 from mxnet import gluon, init, nd
 from mxnet.gluon import nn
 
+from .cells.ops import INIT_SCALE
 from .data import to_onehot
-
-
-def normal(shape, ctx):
-    """N(0, 0.01) weights on ctx, the lecture's initialisation."""
-    return nd.random.normal(scale=0.01, shape=shape, ctx=ctx)
-
-
-def get_params(vocab_size, num_hiddens, ctx):
-    """[W_xh, W_hh, b_h, W_hq, b_q] with gradients attached, all on ctx."""
-    params = [
-        normal((vocab_size, num_hiddens), ctx),   # W_xh
-        normal((num_hiddens, num_hiddens), ctx),  # W_hh
-        nd.zeros(num_hiddens, ctx=ctx),           # b_h
-        normal((num_hiddens, vocab_size), ctx),   # W_hq
-        nd.zeros(vocab_size, ctx=ctx),            # b_q
-    ]
-    for p in params:
-        p.attach_grad()
-    return params
-
-
-def linear(X, W_T, b=None):
-    """X W + b, with W given transposed as (out, in): nd.FullyConnected beats nd.dot on a CPU."""
-    return nd.FullyConnected(X, W_T, b, no_bias=b is None, num_hidden=W_T.shape[0])
-
-
-def split_steps(Y, num_steps):
-    """(num_steps * batch, n) -> a list of num_steps arrays of (batch, n)."""
-    parts = nd.split(Y, num_outputs=num_steps, axis=0)
-    return [parts] if num_steps == 1 else list(parts)  # split returns a bare array for one part
-
-
-def init_rnn_state(batch_size, num_hiddens, ctx):
-    """The state as a tuple (an LSTM needs two arrays, so every model returns a tuple)."""
-    return (nd.zeros(shape=(batch_size, num_hiddens), ctx=ctx),)
-
-
-def rnn(inputs, state, params):
-    """Run the RNN over a list of (batch, vocab) inputs; return (outputs, (H,))."""
-    # H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h) and Y_t = H_t W_hq + b_q, as in the lecture. Only
-    # H_{t-1} W_hh has to wait for the step before: X_t W_xh is one matrix product over all steps
-    # before the loop, and H_t W_hq one over all the stacked states after it.
-    W_xh, W_hh, b_h, W_hq, b_q = params
-    H, = state
-    num_steps = len(inputs)
-    XW = linear(nd.concat(*inputs, dim=0), W_xh.T, b_h)  # (num_steps * batch, hidden), all steps
-    XW = split_steps(XW, num_steps)                       # num_steps arrays of (batch, hidden)
-    W_hh_T = W_hh.T  # transposed once, not once per step
-    hiddens = []
-    for XW_t in XW:  # the recurrence: step t needs H from step t - 1
-        # nd.Activation's tanh is oneDNN's vectorised one, several times faster than nd.tanh
-        H = nd.Activation(XW_t + linear(H, W_hh_T), act_type="tanh")  # (batch, hidden)
-        hiddens.append(H)
-    Y = linear(nd.concat(*hiddens, dim=0), W_hq.T, b_q)  # (num_steps * batch, vocab), all steps
-    return split_steps(Y, num_steps), (H,)
 
 
 def call_get_params(get_params, vocab_size, num_hiddens, ctx):
@@ -102,7 +48,9 @@ class ScratchModel:
     @property
     def config(self):
         """What the registry needs to rebuild this model (None for a student's own functions)."""
-        return None if self.name is None else {"model": self.name, "hidden": self.num_hiddens}
+        if self.name is None:
+            return None
+        return {"model": self.name, "hidden": self.num_hiddens, "layers": 1, "embed": 0, "dropout": 0.0}
 
 
 class RNNModel(nn.Block):
@@ -185,14 +133,14 @@ class FusedLayer(nn.Block):
 
 
 class _WeightsThenZeros(init.Initializer):
-    """N(0, 0.01) for the first `count` entries (the weights), zeros for the rest (the biases)."""
+    """N(0, INIT_SCALE) for the first `count` entries (the weights), zeros for the rest (the biases)."""
 
     def __init__(self, count):
         super().__init__()
         self.count = count
 
     def _init_weight(self, name, arr):
-        arr[:] = nd.concat(nd.random.normal(scale=0.01, shape=(self.count,), ctx=arr.context),
+        arr[:] = nd.concat(nd.random.normal(scale=INIT_SCALE, shape=(self.count,), ctx=arr.context),
                            nd.zeros(arr.shape[0] - self.count, ctx=arr.context), dim=0)
 
 

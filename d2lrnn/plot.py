@@ -65,12 +65,20 @@ def save_perplexity_plot(history, path, baseline=None, file_format=None):
 
 
 class LivePlot:
-    """Redraw the perplexity curve in place while a notebook trains."""
+    """A training hook that redraws the perplexity curve in place in a notebook every `period` epochs."""
 
-    def __init__(self):
-        self.handle = None
+    def __init__(self, period=1):
+        self.period, self.handle = period, None
 
-    def __call__(self, history):
+    def on_batch(self, progress):
+        return False
+
+    def on_epoch(self, progress):
+        if progress.batch == progress.batches and progress.epoch % self.period == 0:
+            self.draw(progress.history)
+
+    def draw(self, history):
+        """Draw (or redraw) the curve of `history`."""
         import matplotlib.pyplot as plt
         from IPython.display import display
 

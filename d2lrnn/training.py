@@ -1,21 +1,26 @@
-"""Training: one epoch, the training loop every model shares, held-out perplexity, the lecture's loops."""
+"""Training: one epoch, the one training loop every model shares, hooks, held-out perplexity, the lecture's loops."""
 import collections
 import csv
 import itertools
 import math
+import random
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 from mxnet import autograd, init, nd
 from mxnet.gluon import loss as gloss
 
+from .cells import CELLS
+from .cells.batched import BatchedModel
+from .cells.ops import INIT_SCALE
 from .data import data_iter_consecutive, data_iter_random
 from .generation import encode_prefix, generate
 from .model import ScratchModel, call_get_params
 from .optim import grad_clipping, make_optimizer
 from .utils import UserError
 
-LAG = 4  # minibatches Python may run ahead of MXNet before it waits (bounds the engine's queue)
+LAG = 4  # default: minibatches Python may run ahead of MXNet before it waits (bounds the engine's queue)
 
 
 @dataclass
@@ -132,8 +137,8 @@ class Diverged(UserError):
 class LossMeter:
     """Mean loss over minibatches, read back LAG minibatches late so MXNet's queue stays short."""
 
-    def __init__(self, lag=None, check=True):
-        self.lag, self.check = LAG if lag is None else lag, check  # check: raise Diverged on a runaway loss
+    def __init__(self, lag=LAG, check=True):
+        self.lag, self.check = lag, check  # check: raise Diverged on a runaway loss
         self.pending, self.total, self.count, self.read = collections.deque(), 0.0, 0, 0
 
     def add(self, mean_loss, count):
@@ -175,24 +180,111 @@ def num_batches(corpus_len, *, num_steps, batch_size, is_random_iter=False):
     return (corpus_len // batch_size - 1) // num_steps
 
 
-def train_epoch(model, corpus_indices, optimizer, *, ctx, num_steps, batch_size, clipping_theta,
-                is_random_iter=False, start_batch=0, on_batch=None):
+@dataclass
+class TrainOptions:
+    """How to train: the lecture's hyperparameters (its defaults) and the optimiser."""
+
+    num_epochs: int = 500       # None: until a hook stops training
+    num_steps: int = 35         # time steps per minibatch
+    batch_size: int = 32
+    lr: float = 100.0
+    clipping_theta: float = 0.01
+    optimizer: object = "sgd"   # "sgd", "adam", or an optimiser object (d2lrnn.SGD, d2lrnn.Adam)
+    is_random_iter: bool = False
+    seed: int = None            # random windows from a generator seeded per epoch (None: Python's global one)
+    start_batch: int = 0        # resume the first epoch after this many minibatches
+    lag: int = LAG              # minibatches Python may run ahead of MXNet's engine
+
+
+@dataclass
+class Preview:
+    """Samples printed with the lecture's progress line every `period` epochs."""
+
+    prefixes: tuple
+    idx_to_char: list
+    char_to_idx: dict
+    period: int = 50
+    length: int = 50
+
+
+@dataclass
+class Progress:
+    """Where training is: what every hook receives."""
+
+    epoch: int = 1
+    batch: int = 0            # minibatches done in this epoch
+    batches: int = 0          # minibatches in a whole epoch
+    meter: LossMeter = None   # this epoch's losses so far
+    history: History = None
+    started: float = 0.0      # when this epoch started (time.time())
+
+
+class Hook:
+    """Something the training loop calls: after every minibatch, and after every row it adds to the history."""
+
+    def on_batch(self, progress):
+        """Return True to stop training here."""
+        return False
+
+    def on_epoch(self, progress):
+        """After an epoch, or the part of one a hook stopped, is recorded in progress.history."""
+
+
+class KeepBest(Hook):
+    """Keeps a copy of the weights whenever a history row has a lower held-out perplexity than any before."""
+
+    def __init__(self, model, perplexity=math.inf, rows_seen=0):
+        self.model, self.perplexity, self.epoch, self.arrays = model, perplexity, None, None
+        self.rows_seen = rows_seen  # rows of the history already judged (a resumed run's earlier ones)
+
+    def _look(self, history):
+        if history is None or len(history.epoch) == self.rows_seen:
+            return
+        self.rows_seen = len(history.epoch)
+        val = history.val_perplexity[-1]
+        if val is not None and math.isfinite(val) and val < self.perplexity:
+            self.epoch, self.perplexity = history.epoch[-1], val
+            self.arrays = [a.copy() for a in self.model.param_arrays()]
+
+    def on_batch(self, progress):
+        self._look(progress.history)  # rows added within an epoch (held-out checks every few minibatches)
+        return False
+
+    def on_epoch(self, progress):
+        self._look(progress.history)
+
+    def restore(self):
+        """Put the kept weights back into the model."""
+        if self.arrays is None:
+            raise ValueError("no held-out perplexity was measured: train with val_corpus to keep the best weights")
+        for a, kept in zip(self.model.param_arrays(), self.arrays):
+            a[:] = kept
+
+
+def train_epoch(model, corpus_indices, optimizer, options, *, ctx, rng=None, start_batch=0, progress=None,
+                on_batch=None):
     """Train for one epoch and return its training perplexity.
 
-    start_batch skips the minibatches a resumed run has already trained on; on_batch(done, meter)
-    runs after each minibatch and may return True to end the epoch there.
+    rng shuffles random windows (None: Python's global generator, as in the lecture); start_batch skips
+    the minibatches a resumed run already trained on; on_batch(progress) runs after each minibatch and
+    may return True to end the epoch there.
     """
-    data_iter = data_iter_random if is_random_iter else data_iter_consecutive
     loss = gloss.SoftmaxCrossEntropyLoss()
-    params, meter, state = model.param_arrays(), LossMeter(), None
-    for i, (X, Y) in enumerate(data_iter(corpus_indices, batch_size, num_steps, ctx)):
+    params, meter, state = model.param_arrays(), LossMeter(options.lag), None
+    progress = Progress() if progress is None else progress
+    progress.meter = meter
+    if options.is_random_iter:
+        batches = data_iter_random(corpus_indices, options.batch_size, options.num_steps, ctx, rng=rng)
+    else:
+        batches = data_iter_consecutive(corpus_indices, options.batch_size, options.num_steps, ctx)
+    for i, (X, Y) in enumerate(batches):
         if i < start_batch:
             continue
-        if is_random_iter or state is None:
-            state = model.begin_state(batch_size=batch_size, ctx=ctx)  # unrelated windows: start afresh
+        if options.is_random_iter or state is None:
+            state = model.begin_state(batch_size=options.batch_size, ctx=ctx)  # unrelated windows: start afresh
         else:
             state = detach(state)  # carry the values on, but not the gradient path
-        if getattr(model, "backward_by_hand", False):  # the registry's scratch models: see bptt.py
+        if getattr(model, "backward_by_hand", False):  # the registry's *-bptt models: see cells/batched.py
             l, state = model.loss_and_grads(X, Y, state)
         else:
             with autograd.record():
@@ -200,22 +292,45 @@ def train_epoch(model, corpus_indices, optimizer, *, ctx, num_steps, batch_size,
                 y = Y.T.reshape((-1,))           # (num_steps * batch,), time-major too
                 l = loss(logits, y).mean()
             l.backward()
-        grad_clipping(params, clipping_theta, ctx)
+        grad_clipping(params, options.clipping_theta, ctx)
         optimizer.step()
         meter.add(l, Y.size)  # Python reads the loss a few minibatches late, never waiting on this one
-        if on_batch is not None and on_batch(i + 1, meter):
+        progress.batch = i + 1
+        if on_batch is not None and on_batch(progress):
             break
     return perplexity(meter.mean())
 
 
+MIN_STREAM = 256  # held-out text is read as streams of at least this many tokens (each starts from a zero state)
+
+
 def evaluate_perplexity(model, corpus_indices, *, ctx, num_steps=35, batch_size=32):
-    """Perplexity of a model on text it does not train on, read sequentially with the state carried along."""
-    batch_size = max(1, min(batch_size, len(corpus_indices) // (num_steps + 1)))  # short text: fewer rows
+    """Perplexity of a model on a text it does not train on: every token after the first is predicted once.
+
+    The text is read as up to batch_size contiguous streams (fewer for short text, each at least MIN_STREAM
+    tokens), the state carried along each; the last stream is padded and the padding left out of the mean.
+    """
+    indices = np.asarray(corpus_indices)
+    targets = len(indices) - 1
+    if targets < 1:
+        raise ValueError("scoring a text needs at least 2 tokens: one to read and one to predict")
+    streams = max(1, min(batch_size, targets // MIN_STREAM))
+    length = -(-targets // streams)                                   # targets per stream, rounded up
+    padded = np.zeros(streams * length + 1, dtype=np.int64)
+    padded[:targets + 1] = indices
+    X = nd.array(padded[:-1].reshape(streams, length), ctx=ctx)      # (streams, length)
+    Y = nd.array(padded[1:].reshape(streams, length), ctx=ctx)       # (streams, length)
+    valid = (np.arange(streams * length) < targets).reshape(streams, length)
     loss = gloss.SoftmaxCrossEntropyLoss()
-    state, meter = model.begin_state(batch_size=batch_size, ctx=ctx), LossMeter(check=False)  # report, not stop
-    for X, Y in data_iter_consecutive(corpus_indices, batch_size, num_steps, ctx):
-        logits, state = model(X, state)  # (num_steps * batch, vocab)
-        meter.add(loss(logits, Y.T.reshape((-1,))).mean(), Y.size)
+    state, meter = model.begin_state(batch_size=streams, ctx=ctx), LossMeter(check=False)  # report, not stop
+    for t in range(0, length, num_steps):
+        count = int(valid[:, t:t + num_steps].sum())
+        if count == 0:
+            break  # only padding is left
+        mask = nd.array(valid[:, t:t + num_steps].T.reshape(-1), ctx=ctx)  # (steps * streams,), time-major
+        logits, state = model(X[:, t:t + num_steps], state)                # (steps * streams, vocab)
+        token_loss = loss(logits, Y[:, t:t + num_steps].T.reshape((-1,)))  # (steps * streams,)
+        meter.add((token_loss * mask).sum() / count, count)
     return perplexity(meter.mean())  # the mean over all the text: inf if it overflows, nan if it is nan
 
 
@@ -242,8 +357,8 @@ def _epochs(num_epochs, start, progress):
     return tqdm(epochs, desc="training", unit="epoch", total=num_epochs)
 
 
-class _BatchBar:
-    """A second progress bar inside long epochs: minibatches, characters per second, running perplexity."""
+class _BatchBar(Hook):
+    """A second progress bar inside long epochs: minibatches, tokens per second, running perplexity."""
 
     def __init__(self, total, tokens_per_batch, epoch):
         from tqdm.auto import tqdm
@@ -251,127 +366,109 @@ class _BatchBar:
         self.bar = tqdm(total=total, desc=f"epoch {epoch}", unit="batch", leave=False, mininterval=1.0)
         self.tokens, self.start = tokens_per_batch, time.time()
 
-    def update(self, done, meter):
-        """Move to `done` minibatches and show the speed and the running perplexity."""
-        self.bar.n = done
-        rate = (done - self.bar.initial) * self.tokens / max(time.time() - self.start, 1e-9)
-        self.bar.set_postfix_str(f"{rate:,.0f} tokens/s, perplexity {perplexity(meter.running()):.3f}", refresh=False)
-        self.bar.refresh() if done == self.bar.total else self.bar.update(0)
-
-    def close(self):
-        self.bar.close()
+    def on_batch(self, progress):
+        self.bar.n = progress.batch
+        rate = (progress.batch - self.bar.initial) * self.tokens / max(time.time() - self.start, 1e-9)
+        self.bar.set_postfix_str(f"{rate:,.0f} tokens/s, perplexity {perplexity(progress.meter.running()):.3f}",
+                                 refresh=False)
+        self.bar.refresh() if progress.batch == self.bar.total else self.bar.update(0)
+        return False
 
 
-class KeepBest:
-    """An on_epoch callback that keeps a copy of the weights with the lowest held-out perplexity."""
-
-    def __init__(self, model):
-        self.model, self.epoch, self.perplexity, self.arrays = model, None, math.inf, None
-
-    def __call__(self, epoch, history):
-        val = history.val_perplexity[-1]
-        if val is not None and val < self.perplexity:
-            self.epoch, self.perplexity = epoch, val
-            self.arrays = [a.copy() for a in self.model.param_arrays()]
-
-    def restore(self):
-        """Put the kept weights back into the model."""
-        if self.arrays is None:
-            raise ValueError("no held-out perplexity was measured: train with val_corpus to keep the best weights")
-        for a, kept in zip(self.model.param_arrays(), self.arrays):
-            a[:] = kept
+def _epoch_rng(seed, epoch):
+    """The generator that shuffles one epoch's random windows: the same for the same seed and epoch."""
+    return None if seed is None else random.Random(seed * 1_000_003 + epoch)
 
 
-def train(model, corpus_indices, *, ctx, num_epochs, num_steps, batch_size, clipping_theta, lr=None,
-          optimizer="sgd", is_random_iter=False, val_corpus=None, history=None, idx_to_char=None,
-          char_to_idx=None, prefixes=(), pred_period=50, pred_len=50, on_epoch=None, on_batch=None,
-          start_batch=0, progress=False, plot=False, log=print):
-    """Train any model (scratch or Gluon); returns its History, which grows in place as epochs end.
+def train(model, corpus_indices, options, *, ctx, val_corpus=None, history=None, hooks=(), preview=None,
+          log=print, progress=False):
+    """Train any model (scratch or Gluon) with TrainOptions; returns its History, which grows in place.
 
-    num_epochs=None trains until on_batch stops it. on_epoch(epoch, history) runs after every epoch
-    (e.g. a KeepBest); on_batch(epoch, done, meter) after every minibatch, and returning True ends
-    training there. start_batch resumes the first epoch after that many minibatches.
+    After every minibatch each hook's on_batch runs (any returning True stops training there; at an
+    epoch's last minibatch the epoch still ends normally); after every row added to the history, each
+    hook's on_epoch. With val_corpus, every row has the held-out perplexity; with a Preview, samples
+    are printed every preview.period epochs.
     """
-    check_prefixes(prefixes, char_to_idx, idx_to_char)
+    if preview is not None:
+        check_prefixes(preview.prefixes, preview.char_to_idx, preview.idx_to_char)
+    optimizer = options.optimizer
     if isinstance(optimizer, str):
-        if lr is None:
-            raise ValueError(f"give lr, the learning rate of {optimizer!r}")
-        optimizer = make_optimizer(optimizer, model.param_arrays(), lr)
+        optimizer = make_optimizer(optimizer, model.param_arrays(), options.lr)
     history = History() if history is None else history
-    live = _live_plot() if plot else None
-    total = num_batches(len(corpus_indices), num_steps=num_steps, batch_size=batch_size,
-                        is_random_iter=is_random_iter)
-    bar = _epochs(num_epochs, history.epochs_done(), progress)
-    stopped = False
-    for epoch in bar:
-        start = time.time()
-        inner = _BatchBar(total, num_steps * batch_size, epoch) if progress and total >= 100 else None
+    state = Progress(history=history, batches=num_batches(len(corpus_indices), num_steps=options.num_steps,
+                                                          batch_size=options.batch_size,
+                                                          is_random_iter=options.is_random_iter))
+    start_batch, stop = options.start_batch, False
+    epochs = _epochs(options.num_epochs, history.epochs_done(), progress)
+    for epoch in epochs:
+        state.epoch, state.started, state.batch = epoch, time.time(), 0
+        every = list(hooks)
+        if progress and state.batches >= 100:
+            every.append(_BatchBar(state.batches, options.num_steps * options.batch_size, epoch))
 
-        def after_batch(done, meter, epoch=epoch, inner=inner):
-            nonlocal stopped
-            if inner is not None:
-                inner.update(done, meter)
-            stopped = bool(on_batch is not None and on_batch(epoch, done, meter))
-            return stopped
+        def on_batch(p):
+            nonlocal stop
+            stop = any([hook.on_batch(p) for hook in every])  # a list: every hook sees every minibatch
+            return stop and p.batch < p.batches  # asked at the last minibatch, the epoch ends normally
 
         try:
-            ppl = train_epoch(model, corpus_indices, optimizer, ctx=ctx, num_steps=num_steps,
-                              batch_size=batch_size, clipping_theta=clipping_theta, is_random_iter=is_random_iter,
-                              start_batch=start_batch, on_batch=after_batch)
+            ppl = train_epoch(model, corpus_indices, optimizer, options, ctx=ctx, rng=_epoch_rng(options.seed, epoch),
+                              start_batch=start_batch, progress=state, on_batch=on_batch)
         except Diverged as err:
             raise err.at_epoch(epoch) from None
         finally:
-            if inner is not None:
-                inner.close()
-        start_batch = 0
-        if stopped:
-            break
-        val = None if val_corpus is None else evaluate_perplexity(
-            model, val_corpus, ctx=ctx, num_steps=num_steps, batch_size=batch_size)
-        history.add(ppl, time.time() - start, val)
+            for hook in every[len(hooks):]:
+                hook.bar.close()
+        start_batch, partial = 0, state.batch < state.batches
+        val = None if val_corpus is None else evaluate_perplexity(model, val_corpus, ctx=ctx)
+        history.add(ppl, time.time() - state.started, val, fraction=state.batch / state.batches if partial else None)
         if progress:
-            bar.set_postfix(perplexity=f"{ppl:.3f}", **({} if val is None else {"held_out": f"{val:.3f}"}))
-        if on_epoch is not None:
-            on_epoch(epoch, history)
-        if epoch % pred_period == 0:
-            _report(log, epoch, history, [generate(model, p, pred_len, ctx=ctx, idx_to_char=idx_to_char,
-                                                   char_to_idx=char_to_idx) for p in prefixes])
-            if live:
-                live(history)
+            epochs.set_postfix(perplexity=f"{ppl:.3f}", **({} if val is None else {"held_out": f"{val:.3f}"}))
+        for hook in hooks:
+            hook.on_epoch(state)
+        if preview is not None and not partial and epoch % preview.period == 0:
+            _report(log, epoch, history, [generate(model, p, preview.length, ctx=ctx, idx_to_char=preview.idx_to_char,
+                                                   char_to_idx=preview.char_to_idx) for p in preview.prefixes])
+        if stop:
+            break
     return history
 
 
-def lecture_model(rnn, get_params, init_rnn_state, *, vocab_size, num_hiddens, ctx, params=None):
-    """The model for the lecture's functions: the package's own rnn, gru or lstm run batched with the
-    backward pass written by hand (fast.py, bptt.py; same numbers); anything else, as given, with autograd."""
-    from .fast import CELLS, FastScratchModel
-    from .registry import MODELS
-
-    for name, spec in MODELS.items():
-        if spec.functions is not None and (rnn, init_rnn_state) == (spec.functions[0], spec.functions[2]):
-            if params is None:
-                params = call_get_params(get_params, vocab_size, num_hiddens, ctx)
-            gates, V, n = CELLS[spec.cell][2], vocab_size, num_hiddens
-            if [p.shape for p in params] == [(V, n), (n, n), (n,)] * gates + [(n, V), (V,)]:
-                return FastScratchModel(spec.cell, vocab_size=vocab_size, num_hiddens=num_hiddens, ctx=ctx,
-                                        params=params)
-    return ScratchModel(rnn, get_params, init_rnn_state, vocab_size=vocab_size, num_hiddens=num_hiddens, ctx=ctx,
-                        params=params)
+def lecture_model(rnn, get_params, init_rnn_state, *, vocab_size, num_hiddens, ctx, params=None,
+                  backward="autograd", log=print):
+    """The lecture's functions as a model: as given, with autograd; or, with backward="by-hand" and the
+    package's own rnn, gru or lstm, the same cell batched with the backward pass written by hand."""
+    if backward == "autograd":
+        return ScratchModel(rnn, get_params, init_rnn_state, vocab_size=vocab_size, num_hiddens=num_hiddens,
+                            ctx=ctx, params=params)
+    if backward != "by-hand":
+        raise ValueError(f"backward must be 'autograd' or 'by-hand', not {backward!r}")
+    cell = next((name for name, c in CELLS.items() if (c.step, c.init_state) == (rnn, init_rnn_state)), None)
+    if cell is None:
+        raise ValueError("backward='by-hand' needs d2lrnn's own rnn, gru or lstm (with their init_*_state); "
+                         "train your own cell with backward='autograd'")
+    params = call_get_params(get_params, vocab_size, num_hiddens, ctx) if params is None else params
+    log(f"training d2lrnn's batched {cell} cell with the backward pass written by hand (backward='by-hand')")
+    return BatchedModel(cell, vocab_size=vocab_size, num_hiddens=num_hiddens, ctx=ctx, params=params)
 
 
 def train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_size, ctx,
                           corpus_indices, idx_to_char, char_to_idx, is_random_iter, num_epochs,
                           num_steps, lr, clipping_theta, batch_size, pred_period, pred_len, prefixes,
-                          *, params=None, val_corpus=None, history=None, progress=False,
+                          *, params=None, backward="autograd", val_corpus=None, history=None, progress=False,
                           plot=False, log=print):
-    """The lecture's training loop for its functions; returns a History (and trains `params` if given)."""
+    """The lecture's training loop for its functions; returns a History (and trains `params` if given).
+
+    It trains the functions it is given, with autograd; backward="by-hand" (printed when used) trains
+    the package's own rnn, gru or lstm batched with the backward pass written by hand instead.
+    """
     model = lecture_model(rnn, get_params, init_rnn_state, vocab_size=vocab_size, num_hiddens=num_hiddens,
-                          ctx=ctx, params=params)
-    return train(model, corpus_indices, ctx=ctx, num_epochs=num_epochs, num_steps=num_steps,
-                 batch_size=batch_size, lr=lr, clipping_theta=clipping_theta, is_random_iter=is_random_iter,
-                 val_corpus=val_corpus, history=history, idx_to_char=idx_to_char, char_to_idx=char_to_idx,
-                 prefixes=prefixes, pred_period=pred_period, pred_len=pred_len, progress=progress,
-                 plot=plot, log=log)
+                          ctx=ctx, params=params, backward=backward, log=log)
+    options = TrainOptions(num_epochs=num_epochs, num_steps=num_steps, batch_size=batch_size, lr=lr,
+                           clipping_theta=clipping_theta, is_random_iter=is_random_iter)
+    preview = Preview(prefixes, idx_to_char, char_to_idx, period=pred_period, length=pred_len)
+    return train(model, corpus_indices, options, ctx=ctx, val_corpus=val_corpus, history=history,
+                 hooks=_live_plot(plot, pred_period), preview=preview, log=log, progress=progress)
 
 
 def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indices, idx_to_char,
@@ -379,15 +476,18 @@ def train_and_predict_rnn_gluon(model, num_hiddens, vocab_size, ctx, corpus_indi
                                 pred_period, pred_len, prefixes, *, val_corpus=None, history=None,
                                 progress=False, plot=False, log=print):
     """The lecture's concise training loop: (re)initialise an RNNModel, then train it sequentially."""
-    model.initialize(ctx=ctx, force_reinit=True, init=init.Normal(0.01))
-    return train(model, corpus_indices, ctx=ctx, num_epochs=num_epochs, num_steps=num_steps,
-                 batch_size=batch_size, lr=lr, clipping_theta=clipping_theta, val_corpus=val_corpus,
-                 history=history, idx_to_char=idx_to_char, char_to_idx=char_to_idx, prefixes=prefixes,
-                 pred_period=pred_period, pred_len=pred_len, progress=progress, plot=plot, log=log)
+    model.initialize(ctx=ctx, force_reinit=True, init=init.Normal(INIT_SCALE))
+    options = TrainOptions(num_epochs=num_epochs, num_steps=num_steps, batch_size=batch_size, lr=lr,
+                           clipping_theta=clipping_theta)
+    preview = Preview(prefixes, idx_to_char, char_to_idx, period=pred_period, length=pred_len)
+    return train(model, corpus_indices, options, ctx=ctx, val_corpus=val_corpus, history=history,
+                 hooks=_live_plot(plot, pred_period), preview=preview, log=log, progress=progress)
 
 
-def _live_plot():
-    """A callback that redraws the perplexity curve in a notebook."""
+def _live_plot(plot, period):
+    """[a hook redrawing the perplexity curve in a notebook every `period` epochs] if plot, else []."""
+    if not plot:
+        return []
     from .plot import LivePlot
 
-    return LivePlot()
+    return [LivePlot(period)]

@@ -12,8 +12,8 @@ import numpy as np
 from mxnet import nd
 
 from .data import encode
-from .fast import FastScratchModel
-from .model import RNNModel
+from .cells.batched import BatchedModel
+from .model import RNNModel, ScratchModel
 
 
 def _indices(text, char_to_idx):
@@ -29,7 +29,7 @@ def _indices(text, char_to_idx):
 
 def run_over(model, text, *, char_to_idx, ctx):
     """(hidden states (T, hidden) of the top layer, logits (T, vocab)) after each of the T characters."""
-    if not isinstance(model, (RNNModel, FastScratchModel)):
+    if not isinstance(model, (RNNModel, BatchedModel, ScratchModel)):
         raise TypeError("run_over needs a model from d2lrnn.build_model or load_checkpoint, "
                         f"not {type(model).__name__}")
     X = nd.array(_indices(text, char_to_idx).reshape(1, -1), ctx=ctx)  # (batch 1, steps T)
@@ -39,8 +39,15 @@ def run_over(model, text, *, char_to_idx, ctx):
         Y, _ = model.rnn(inputs, state)                  # (T, 1, hidden)
         H = Y.reshape((-1, Y.shape[-1]))                 # (T, hidden)
         logits = model.dense(H)                          # (T, vocab)
-    else:
+    elif isinstance(model, BatchedModel):
         logits, _, (_, H, _) = model.forward_layers(X, state, training=False)  # H: (T, hidden)
+    else:  # the lecture's step function: one character at a time, keeping H after each
+        rows, hiddens = [], []
+        for t in range(X.shape[1]):
+            logits_t, state = model(X[:, t:t + 1], state)  # (1, vocab)
+            rows.append(logits_t)
+            hiddens.append(state[0])                       # (1, hidden)
+        logits, H = nd.concat(*rows, dim=0), nd.concat(*hiddens, dim=0)
     return H.asnumpy(), logits.asnumpy()
 
 

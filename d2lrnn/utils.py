@@ -1,5 +1,6 @@
 """Devices, seeds, file digests, and the error type for mistakes a user can fix."""
 import hashlib
+import json
 import random
 
 import mxnet as mx
@@ -9,6 +10,13 @@ from mxnet import nd
 
 class UserError(Exception):
     """A mistake in the user's input or files: reported in one line that says what to do."""
+
+    exit_code = 2  # the command line's status for a mistake
+
+    def __init__(self, message="", exit_code=None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
 def file_digest(path, algorithm):
@@ -54,3 +62,8 @@ def set_seed(seed):
     random.seed(seed)
     np.random.seed(seed)
     mx.random.seed(seed)
+
+
+def quoted(path):
+    """A path for a one-line message: in double quotes, with newlines and other control characters escaped."""
+    return json.dumps(str(path), ensure_ascii=False)

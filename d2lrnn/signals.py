@@ -1,0 +1,91 @@
+"""Stop requests: Ctrl-C (SIGINT), SIGTERM and SIGHUP all ask a training run to stop at the next minibatch.
+
+`python -m d2lrnn` installs the handlers before MXNet loads, so a signal during the first seconds is not
+lost: the run then stops before its first minibatch. While a save is under way a signal only says the
+save is finishing; outside a save, a second signal stops at once, without saving (StopNow). This module
+imports nothing heavy.
+"""
+import contextlib
+import signal
+import sys
+import threading
+
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
+if hasattr(signal, "SIGHUP"):  # not on Windows
+    STOP_SIGNALS[signal.SIGHUP] = "SIGHUP (the terminal closed)"
+
+
+class StopNow(BaseException):
+    """A second stop signal: leave at once, saving nothing more."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _State:
+    requested = None    # the first stop signal received, or None
+    saving = False      # a save is under way: let it finish
+    installed = False   # for the whole process (python -m d2lrnn)
+
+
+def _handle(signum, frame):
+    name = STOP_SIGNALS.get(signum, f"signal {signum}")
+    if _State.saving:
+        _State.requested = _State.requested or signum
+        print(f"\n{name}: finishing the save first, then stopping", file=sys.stderr, flush=True)
+        return
+    if _State.requested is None:
+        _State.requested = signum
+        print(f"\n{name}: stopping after this minibatch and saving (send it again to stop at once, without "
+              "saving)", file=sys.stderr, flush=True)
+        return
+    raise StopNow(signum)
+
+
+def install():
+    """Handle the stop signals for the rest of the process (the command line calls this first)."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, _handle)
+        _State.installed = True
+
+
+@contextlib.contextmanager
+def handling():
+    """Handle the stop signals while a run trains (a no-op when install() already did for the process)."""
+    if _State.installed or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, _handle) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _State.requested = None
+
+
+@contextlib.contextmanager
+def saving():
+    """A save that a signal must not cut short."""
+    was, _State.saving = _State.saving, True
+    try:
+        yield
+    finally:
+        _State.saving = was
+
+
+def requested():
+    """The first stop signal received (a number), or None."""
+    return _State.requested
+
+
+def describe(signum):
+    """'SIGTERM', 'Ctrl-C (SIGINT)', ..."""
+    return STOP_SIGNALS.get(signum, f"signal {signum}")
+
+
+def exit_status(signum):
+    """The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP)."""
+    return 128 + int(signum)
