@@ -83,17 +83,20 @@ def _reason(err):
     if isinstance(err, OSError):
         return err.strerror or str(err)
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return next((line[len("MXNetError:"):].strip() for line in reversed(lines) if line.startswith("MXNetError:")),
-                lines[-1] if lines else type(err).__name__)
+    reason = next((line[len("MXNetError:"):].strip() for line in reversed(lines) if line.startswith("MXNetError:")),
+                  lines[-1] if lines else type(err).__name__)
+    if "Write incomplete" in reason:  # MXNet's words for a write the disk did not take
+        return "the disk is full or refused the write (MXNet: FileStream.Write incomplete)"
+    return reason
 
 
 @contextlib.contextmanager
-def writing(path):
-    """Turn a failed write of `path` into one SaveError naming it."""
+def writing(path, shown=None):
+    """Turn a failed write of `path` into one SaveError naming it (or `shown`, the name it is written for)."""
     try:
         yield path
     except (OSError, MXNetError) as err:
-        raise SaveError(f"cannot write {quoted(path)}: {_reason(err)}") from None
+        raise SaveError(f"cannot write {quoted(shown or path)}: {_reason(err)}") from None
 
 
 def remove(path):
@@ -142,10 +145,12 @@ def clean_leftovers(directory):
             os.replace(old, directory)
 
 
-def write_checkpoint(folder, model, idx_to_char, *, config=None, history=None, optimizer=None, arrays=None):
+def write_checkpoint(folder, model, idx_to_char, *, config=None, history=None, optimizer=None, arrays=None,
+                     shown=None):
     """Write every file of a checkpoint into a new folder (nothing is replaced); returns the folder.
 
-    arrays: the weights to save, if not the model's own (e.g. a KeepBest copy)."""
+    arrays: the weights to save, if not the model's own (e.g. a KeepBest copy); shown: the folder named in
+    error messages (the one this folder will replace)."""
     if model.config is None:
         raise ValueError("only models built by the registry can be saved (d2lrnn.build_model): a checkpoint "
                          "records the model's name so that it can be rebuilt")
@@ -154,26 +159,26 @@ def write_checkpoint(folder, model, idx_to_char, *, config=None, history=None, o
     if bad:
         raise ValueError(f"refusing to save non-finite weights (arrays {bad} hold NaN or inf): the model "
                          "has diverged; the previous checkpoint is kept")
-    folder = Path(folder)
-    with writing(folder):
+    folder, shown = Path(folder), Path(shown or folder)
+    with writing(folder, shown):
         folder.mkdir()
-    with writing(folder / PARAMS_FILE) as path:
+    with writing(folder / PARAMS_FILE, shown / PARAMS_FILE) as path:
         nd.save(str(path), {f"param{i:02d}": a for i, a in enumerate(arrays)})
     opt_arrays = optimizer.state_arrays() if optimizer is not None else {}
     if opt_arrays:
-        with writing(folder / OPTIMIZER_FILE) as path:
+        with writing(folder / OPTIMIZER_FILE, shown / OPTIMIZER_FILE) as path:
             nd.save(str(path), opt_arrays)
     full_config = {**(config or {}), **model.config, "format": FORMAT}
     texts = {VOCAB_FILE: json.dumps(list(idx_to_char), ensure_ascii=False),
              CONFIG_FILE: json.dumps(full_config, indent=2, sort_keys=True)}
     for name, text in texts.items():
-        with writing(folder / name) as path:
+        with writing(folder / name, shown / name) as path:
             path.write_text(text, encoding="utf-8")
-    with writing(folder / HISTORY_FILE) as path:
+    with writing(folder / HISTORY_FILE, shown / HISTORY_FILE) as path:
         (history if history is not None else History()).to_csv(path)
     files = sorted(p.name for p in folder.iterdir())
     manifest = {"format": FORMAT, "sha256": {name: file_digest(folder / name, "sha256") for name in files}}
-    with writing(folder / MANIFEST_FILE) as path:
+    with writing(folder / MANIFEST_FILE, shown / MANIFEST_FILE) as path:
         path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         for name in files + [MANIFEST_FILE]:
             fsync(folder / name)
@@ -196,7 +201,8 @@ def save_checkpoint(directory, model, idx_to_char, *, config=None, history=None,
     clean_leftovers(directory)
     new = directory.with_name(f".{directory.name}-new-{os.getpid()}")
     try:
-        write_checkpoint(new, model, idx_to_char, config=config, history=history, optimizer=optimizer)
+        write_checkpoint(new, model, idx_to_char, config=config, history=history, optimizer=optimizer,
+                         shown=directory)
     except BaseException:  # a half-written checkpoint must never replace a whole one
         shutil.rmtree(new, ignore_errors=True)
         raise

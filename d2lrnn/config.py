@@ -127,6 +127,9 @@ def validate(cfg, label=flag):
         value = getattr(cfg, name)
         if value not in allowed and not (value is None and name in NONE_ALLOWED):
             bad(name, "one of " + ", ".join(allowed))
+    if MODELS[cfg.model].kind == "lecture" and (cfg.layers != 1 or cfg.embed):
+        raise UserError(f"{label('model')} {cfg.model} is the lecture's cell: one layer and one-hot input; use "
+                        f"{cfg.model}-bptt or gluon-{cfg.model} for {label('layers')} or {label('embed')}")
     return cfg
 
 

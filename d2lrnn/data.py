@@ -362,7 +362,7 @@ def default_prefixes(source, split, prefixes=None):
     return (head[0][:20] if source.token == "char" else head[0],)
 
 
-def _check_fits(num_windows, what, batch_size, num_steps, corpus_len):
+def check_minibatches(num_windows, what, batch_size, num_steps, corpus_len):
     """Raise a clear error when the corpus yields no minibatch at all."""
     for name, value in (("batch_size", batch_size), ("num_steps", num_steps)):
         if int(value) != value or value < 1:
@@ -382,7 +382,7 @@ def data_iter_random(corpus_indices, batch_size, num_steps, ctx=None, *, rng=Non
     corpus = np.asarray(corpus_indices)
     num_examples = (len(corpus) - 1) // max(num_steps, 1)
     epoch_size = num_examples // max(batch_size, 1)
-    _check_fits(epoch_size, "random sampling", batch_size, num_steps, len(corpus))
+    check_minibatches(epoch_size, "random sampling", batch_size, num_steps, len(corpus))
     starts = [i * num_steps for i in range(num_examples)]
     (rng or random).shuffle(starts)
     offsets = np.arange(num_steps)
@@ -396,7 +396,7 @@ def data_iter_consecutive(corpus_indices, batch_size, num_steps, ctx=None):
     corpus = np.asarray(corpus_indices)
     batch_len = len(corpus) // max(batch_size, 1)
     epoch_size = (batch_len - 1) // max(num_steps, 1)
-    _check_fits(epoch_size, "sequential sampling", batch_size, num_steps, len(corpus))
+    check_minibatches(epoch_size, "sequential sampling", batch_size, num_steps, len(corpus))
     streams = nd.array(corpus[:batch_size * batch_len].reshape((batch_size, batch_len)), ctx=ctx)  # (batch, len)
     for i in range(epoch_size):
         t = i * num_steps

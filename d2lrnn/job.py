@@ -8,6 +8,7 @@ limit and periodic saves. finish: score the final weights, save everything toget
 import hashlib
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -96,11 +97,12 @@ def _load_split(cfg):
     if batches < 1:
         raise UserError(f"the training text has {len(split.corpus):,} {cfg.token}s: too short for one minibatch of "
                         f"--batch-size {cfg.batch_size} x --steps {cfg.steps} ({cfg.sampling} sampling); use more "
-                        "text or smaller --batch-size/--steps")
-    if split.val is not None and len(split.val) < 2:
+                        "text (--num-chars) or smaller --batch-size/--steps")
+    if split.val is not None and len(split.val) < cfg.steps + 1:
         what = flag("val_chars") if cfg.val_chars else flag("val_fraction")
         raise UserError(f"{what}: the held-out text has {len(split.val)} {cfg.token}s in the training vocabulary; "
-                        "scoring it needs at least 2")
+                        f"hold out at least one window of --steps {cfg.steps} and the {cfg.token} after it "
+                        f"({cfg.steps + 1})")
     return split, batches
 
 
@@ -253,10 +255,12 @@ def run(job):
     options = TrainOptions(num_epochs=cfg.num_epochs(), num_steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                            clipping_theta=cfg.clip, optimizer=job.optimizer, is_random_iter=cfg.sampling == "random",
                            seed=cfg.seed, start_batch=job.start_batch)
-    epochs = cfg.num_epochs()
+    epochs, wait = cfg.num_epochs(), os.environ.get("OMP_WAIT_POLICY")
+    threads = os.environ.get("OMP_NUM_THREADS", "MXNet's default number of")
     err(f"training {cfg.model} ({cfg.layers} x {cfg.hidden} hidden) on {len(split.corpus):,} {cfg.token}s, vocabulary "
         f"{len(split.idx_to_char)}, {cfg.sampling} sampling, {epochs or 'unlimited'} epochs"
-        f"{f' or {cfg.minutes:g} minutes' if cfg.minutes else ''} on {job.ctx}")
+        f"{f' or {cfg.minutes:g} minutes' if cfg.minutes else ''} on {job.ctx} with {threads} OpenMP threads"
+        + (f" (OMP_WAIT_POLICY={wait})" if wait else ""))
     if split.skipped:
         shown = ", ".join(repr(t) for t in sorted(split.skipped, key=split.skipped.get, reverse=True)[:5])
         err(f"held-out text: {sum(split.skipped.values())} {cfg.token}s outside the training vocabulary are left "

@@ -106,7 +106,8 @@ class RunFolder:
         try:
             for name, spec in (("checkpoint", checkpoint), ("best", best)):
                 if spec is not None:
-                    staged.append((write_checkpoint(self.path / f".{name}-new-{pid}", **spec), self.path / name))
+                    new = write_checkpoint(self.path / f".{name}-new-{pid}", shown=self.path / name, **spec)
+                    staged.append((new, self.path / name))
             for name, write in (files or {}).items():
                 tmp = self.path / f".{name}.tmp-{pid}"
                 with writing(self.path / name):

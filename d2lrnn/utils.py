@@ -37,24 +37,28 @@ def _gpu_works(i):
         return False
 
 
-def num_gpus():
-    """Number of GPUs MXNet can use (0 with the CPU build)."""
+def usable_gpus():
+    """The ids of the GPUs MXNet can allocate on (none with the CPU build)."""
     try:
         count = mx.context.num_gpus()
     except Exception:
-        return 0
-    return sum(_gpu_works(i) for i in range(count))
+        return []
+    return [i for i in range(count) if _gpu_works(i)]
+
+
+def num_gpus():
+    """Number of GPUs MXNet can use (0 with the CPU build)."""
+    return len(usable_gpus())
 
 
 def try_gpu():
     """mx.gpu(0) if MXNet can use it, else mx.cpu()."""
-    return mx.gpu(0) if num_gpus() > 0 else mx.cpu()
+    return mx.gpu(0) if 0 in usable_gpus() else mx.cpu()
 
 
 def try_all_gpus():
-    """All usable GPUs, or [mx.cpu()] if there are none."""
-    n = num_gpus()
-    return [mx.gpu(i) for i in range(n)] if n else [mx.cpu()]
+    """Every GPU MXNet can use (skipping any that fails), or [mx.cpu()] if there is none."""
+    return [mx.gpu(i) for i in usable_gpus()] or [mx.cpu()]
 
 
 def set_seed(seed):

@@ -1,11 +1,17 @@
-"""Shared fixtures: tiny inline text, the course corpus from ../shared/data, an isolated cache."""
+"""Shared fixtures: tiny inline text, the course corpora from ../shared/data, an isolated cache, a local web server.
+
+Plain shared names (paths, contexts, the lecture's notebook cell, random weights) are in helpers.py;
+ROOT, SHARED_DATA and TINY_TEXT are importable from here too.
+"""
+import functools
+import http.server
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+from helpers import ROOT, SHARED_DATA, TINY_TEXT
 
 # Tests read the corpus from ../shared/data unless told otherwise, and never touch the user's cache.
 if "D2LRNN_DATA_DIR" not in os.environ and (SHARED_DATA / "timemachine.txt").is_file():
@@ -13,9 +19,7 @@ if "D2LRNN_DATA_DIR" not in os.environ and (SHARED_DATA / "timemachine.txt").is_
 
 import d2lrnn  # noqa: E402
 
-TINY_TEXT = ("The Time Traveller (for so it will be convenient to speak of him)\n"
-             "was expounding a recondite matter to us. His grey eyes shone and\n"
-             "twinkled, and his usually pale face was flushed and animated.\n") * 4
+__all__ = ["ROOT", "SHARED_DATA", "TINY_TEXT"]
 
 
 @pytest.fixture(autouse=True)
@@ -43,3 +47,37 @@ def corpus_dir():
     if not folder or not (Path(folder) / "timemachine.txt").is_file():
         pytest.skip("set D2LRNN_DATA_DIR to the folder with timemachine.txt (../shared/data)")
     return Path(folder)
+
+
+@pytest.fixture
+def shakespeare():
+    """The path of Tiny Shakespeare in ../shared/data (skip if it is absent)."""
+    path = SHARED_DATA / "tinyshakespeare.txt"
+    if not path.is_file():
+        pytest.skip("needs ../shared/data/tinyshakespeare.txt")
+    return path
+
+
+@pytest.fixture
+def no_local_copies(tmp_path, monkeypatch):
+    """No corpus in the environment variable's folder or the repository's data/: only a download finds one."""
+    monkeypatch.delenv("D2LRNN_DATA_DIR", raising=False)
+    monkeypatch.setattr(d2lrnn.data, "REPO_DATA_DIR", tmp_path / "repo-data")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # no request lines in the test output
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serve the files of a temporary folder on 127.0.0.1; yields (folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

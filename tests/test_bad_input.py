@@ -13,58 +13,20 @@ import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import mxnet as mx
 import numpy as np
 import pytest
+from clitools import TINY, Run, fails, finite, leftovers, not_trained, q, snapshot
+from conftest import TINY_TEXT
 
 import d2lrnn
-from conftest import ROOT, TINY_TEXT
 from d2lrnn.checkpoint import CheckpointError, load_checkpoint
 from d2lrnn.cli import main
 
-MISTAKE, DIVERGED, INTERRUPTED = 2, 1, 130  # cli.main's exit statuses
-TINY = ["--hidden", "16", "--steps", "8", "--batch-size", "4", "--lr", "10", "--clip", "0.1"]
+DIVERGED = 1
 BOOK = TINY_TEXT * 3  # 2,316 characters
-
-
-# --- helpers ----------------------------------------------------------------------------------------
-
-def fails(capsys, argv, code=MISTAKE):
-    """Run the CLI in-process; assert its exit status, one `error:` line and no traceback; return (line, stderr)."""
-    assert main(argv) == code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    return lines[0], err
-
-
-def not_trained(err, out):
-    """The run stopped before its first minibatch: no training line, no epoch, nothing written in out."""
-    assert not re.search(r"^training \S+ \(", err, re.M) and "epoch 1" not in err, err
-    assert not (out / "history.csv").exists() and not (out / "checkpoint").exists()
-
-
-def snapshot(folder):
-    """Every file's bytes under a folder, by relative path."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def leftovers(folder):
-    """Hidden names a crash or a refused run could leave in a run folder."""
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
-
-
-def finite(ckpt):
-    """True when every weight of a loaded checkpoint is finite."""
-    return all(np.isfinite(a.asnumpy()).all() for a in ckpt.model.param_arrays())
 
 
 @pytest.fixture
@@ -105,7 +67,7 @@ def test_unusable_out_is_refused_before_training(tmp_path, book, capsys, where):
     (tmp_path / "file").write_text("not a folder")
     out = where if where.startswith("/") else str(tmp_path / where)
     line, err = fails(capsys, ["train", "--text", str(book), "--out", out, "--epochs", "1", *TINY])
-    assert f"--out {out}" in line and "choose a folder" in line
+    assert f"--out {q(out)}" in line and "choose a folder" in line
     assert not re.search(r"^training \S+ \(", err, re.M)
     assert (tmp_path / "file").read_text() == "not a folder"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["book.txt", "file"]
@@ -131,7 +93,7 @@ def test_resume_into_another_trained_folder_is_refused(good, tmp_path, book, cap
     before = snapshot(other)
     line, err = fails(capsys, ["train", "--text", str(book), "--resume", str(good), "--out", str(other),
                                "--epochs", "1", "--val-chars", "200", *TINY])
-    assert "--overwrite" in line and str(other) in line
+    assert "--overwrite" in line and q(other) in line
     assert not re.search(r"^training \S+ \(", err, re.M) and snapshot(other) == before
 
 
@@ -184,7 +146,7 @@ def test_bad_settings_are_refused_before_training(tmp_path, book, capsys, extra,
 
 @pytest.mark.parametrize("kind,needle", [
     ("zero-bytes", "empty"), ("binary", "not UTF-8"), ("latin1", "not UTF-8"), ("short", "too short"),
-    ("letters-remove-all", "empty after --preprocess letters"),
+    ("letters-remove-all", "empty after preprocessing (letters)"),
 ])
 def test_bad_text_files(tmp_path, capsys, kind, needle):
     path, extra = tmp_path / "t.txt", []
@@ -203,7 +165,7 @@ def test_bad_text_files(tmp_path, capsys, kind, needle):
     line, err = fails(capsys, ["train", "--text", str(path), "--out", str(out), "--epochs", "1", *TINY, *extra])
     assert needle in line
     if kind in ("zero-bytes", "binary", "latin1"):
-        assert str(path) in line
+        assert q(path) in line
     if kind in ("binary", "latin1"):
         assert "iconv" in line  # says what to do
     not_trained(err, out)
@@ -233,7 +195,7 @@ def test_a_damaged_corpus_is_refused_before_training(tmp_path, capsys, monkeypat
     monkeypatch.setenv("D2LRNN_DATA_DIR", str(data))
     out = tmp_path / "run"
     line, err = fails(capsys, ["train", "--out", str(out), "--epochs", "1", *TINY])
-    assert "sha1" in line and str(data / "timemachine.txt") in line and "Delete it" in line
+    assert "sha1" in line and q(data / "timemachine.txt") in line and "Delete it" in line
     not_trained(err, out)
     assert (data / "timemachine.txt").read_text() == "not the book " * 100  # the user's file is left alone
 
@@ -281,15 +243,17 @@ def test_non_finite_loss_is_reported_as_what_it_is(value, word):
 
 def test_weights_that_blow_up_before_the_loss_shows_it_are_never_saved(good):
     """The loss is read a few minibatches late: a save in between must refuse the weights, as a divergence."""
-    from d2lrnn.cli import Job, TrainConfig, _save_all
+    from d2lrnn.config import TrainConfig
+    from d2lrnn.job import Job, save
+    from d2lrnn.runfolder import RunFolder
 
     ckpt = load_checkpoint(good, mx.cpu())
     before = snapshot(good)
     ckpt.model.param_arrays()[0][:] = np.inf
-    job = Job(cfg=TrainConfig(out=str(good)), ctx=mx.cpu(), data=None, prefixes=(), model=ckpt.model,
-              optimizer=None, history=ckpt.history)
+    job = Job(cfg=TrainConfig(out=str(good)), ctx=mx.cpu(), folder=RunFolder(good), split=None, prefixes=(),
+              model=ckpt.model, optimizer=None, history=ckpt.history)
     with pytest.raises(d2lrnn.training.Diverged, match="at epoch 2, minibatch 5: the weights became NaN or infinite"):
-        _save_all(job, position={"epochs_done": 1, "batch": 5})
+        save(job, position={"epochs_done": 1, "batch": 5})
     assert snapshot(good) == before
 
 
@@ -407,7 +371,7 @@ def test_damaged_checkpoint_names_the_file(good, book, capsys, how):
     more = good.parent / "more"
     line, err = fails(capsys, ["train", "--text", str(book), "--resume", str(good), "--out", str(more),
                                "--epochs", "1", *TINY])
-    assert f"--resume {good}" in line and name in line
+    assert f"--resume {q(good)}" in line and name in line
     not_trained(err, more)
     assert not more.exists()
     with pytest.raises(CheckpointError, match=re.escape(name)):
@@ -435,17 +399,18 @@ def test_resume_from_a_missing_folder(tmp_path, book, capsys):
     out = tmp_path / "run"
     line, err = fails(capsys, ["train", "--text", str(book), "--resume", str(tmp_path / "nowhere"),
                                "--out", str(out), *TINY])
-    assert f"--resume {tmp_path / 'nowhere'}" in line and "no checkpoint" in line
+    assert f"--resume {q(tmp_path / 'nowhere')}" in line and "no checkpoint" in line
     not_trained(err, out)
     assert not out.exists() and not (tmp_path / "nowhere").exists()
 
 
-@pytest.mark.parametrize("extra,needle", [(["--hidden", "32"], "hidden=16"), (["--layers", "2"], "layers=1"),
-                                          (["--embed", "8"], "embed=0"), (["--token", "word"], "token='char'")])
+@pytest.mark.parametrize("extra,needle", [(["--hidden", "32"], "hidden=16"), (["--token", "word"], "token='char'"),
+                                          (["--model", "rnn-bptt"], "model='rnn'"),
+                                          (["--layers", "2"], "lecture's cell")])  # refused before the checkpoint
 def test_resume_with_another_model_is_refused(good, book, capsys, extra, needle):
     before = snapshot(good)
     line, err = fails(capsys, resume_args(book, good, *extra))
-    assert needle in line and f"--resume {good}" in line
+    assert needle in line and (f"--resume {q(good)}" in line or "--layers" in line)
     assert not re.search(r"^training \S+ \(", err, re.M) and snapshot(good) == before
 
 
@@ -529,139 +494,7 @@ def test_library_refuses_silent_mistakes(lecture, case, name):
         calls[case]()
 
 
-def test_tiny_temperature_is_greedy_not_inverted(lecture, recwarn):
-    corpus, char_to_idx, idx_to_char, vocab, params = lecture
-    args = ("the", 30, d2lrnn.rnn, params, d2lrnn.init_rnn_state, 8, vocab, mx.cpu(), idx_to_char, char_to_idx)
-    greedy = d2lrnn.predict_rnn(*args)
-    for t in (1e-310, 1e-30):
-        assert d2lrnn.sample_rnn(*args, temperature=t, seed=1) == greedy
-    logits = np.array([0.1, 3.0, -2.0, 1.0])
-    picks = {d2lrnn.generation.sample_index(logits, temperature=1e-310, top_k=None, rng=np.random.default_rng(s))
-             for s in range(20)}
-    assert picks == {1}
-    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # no overflow warning either
-
-
-# --- downloads ----------------------------------------------------------------------------------------
-
-class _Wrong(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        body = b"this is not the book you are looking for\n" * 50
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def no_local_copies(monkeypatch, tmp_path):
-    """Nowhere to find a corpus but the download."""
-    monkeypatch.delenv("D2LRNN_DATA_DIR", raising=False)
-    monkeypatch.setattr(d2lrnn.data, "REPO_DATA_DIR", tmp_path / "repo-data")
-
-
-def _files(folder):
-    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
-
-
-def test_download_with_the_wrong_checksum_leaves_nothing(tmp_path, no_local_copies):
-    server = HTTPServer(("127.0.0.1", 0), _Wrong)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/timemachine.txt"
-        with pytest.raises(d2lrnn.DataError, match="sha1") as err:
-            d2lrnn.get_corpus_path(data_dir=str(tmp_path / "data"), url=url, corpus="timemachine")
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert url in str(err.value) and d2lrnn.data.DATA_SHA1 in str(err.value)
-    assert _files(tmp_path / "data") == [] and _files(d2lrnn.data.cache_dir()) == []
-
-
-def test_offline_download_says_where_to_put_the_file(tmp_path, no_local_copies):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now
-    url = f"http://127.0.0.1:{port}/tm.txt"
-    with pytest.raises(d2lrnn.DataError) as err:
-        d2lrnn.get_corpus_path(data_dir=str(tmp_path / "data"), url=url, corpus="timemachine")
-    message = str(err.value)
-    assert url in message and "D2LRNN_DATA_DIR" in message and d2lrnn.data.DATA_SHA1 in message
-    assert "\n" not in message and _files(d2lrnn.data.cache_dir()) == []
-
-
-def test_a_damaged_local_corpus_names_the_file(tmp_path, no_local_copies):
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "timemachine.txt").write_bytes(b"\x00" * 100)
-    with pytest.raises(d2lrnn.DataError, match="sha1") as err:
-        d2lrnn.get_corpus_path(data_dir=str(data))
-    assert str(data / "timemachine.txt") in str(err.value) and "Delete it" in str(err.value)
-    assert (data / "timemachine.txt").read_bytes() == b"\x00" * 100
-
-
 # --- signals and kills (subprocesses) ---------------------------------------------------------------
-
-class _Run:
-    """A `python -m d2lrnn train` subprocess whose output is read as it comes (so no pipe ever fills)."""
-
-    def __init__(self, args, cwd):
-        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, "-m", "d2lrnn", "train", *args], cwd=cwd, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.out, self.err = [], []
-        self.readers = [threading.Thread(target=self._read, args=(pipe, lines), daemon=True)
-                        for pipe, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
-        for reader in self.readers:
-            reader.start()
-
-    @staticmethod
-    def _read(pipe, lines):
-        for line in pipe:
-            lines.append(line)
-
-    def wait_for(self, pattern, lines, timeout=60):
-        """Wait until a line matching pattern was printed (False if the process ended or time ran out)."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if any(re.search(pattern, line) for line in list(lines)):
-                return True
-            if self.proc.poll() is not None:
-                return False
-            time.sleep(0.01)
-        return False
-
-    def end(self, timeout=60):
-        """Wait for the process (killing it if it outlives timeout); returns (exit status, stderr)."""
-        try:
-            self.proc.wait(timeout=timeout)
-        finally:
-            self.proc.kill()
-            self.proc.wait()
-            for reader in self.readers:
-                reader.join(timeout=10)
-        return self.proc.returncode, "".join(self.err)
-
-
-def test_ctrl_c_in_a_real_process_saves_and_exits_130(tmp_path, book):
-    out = tmp_path / "run"
-    run = _Run(["--text", str(book), "--out", str(out), "--epochs", "100000", "--pred-period", "1",
-                "--pred-len", "5", *TINY], tmp_path)
-    assert run.wait_for(r"^epoch 1,", run.out), "".join(run.err)
-    run.proc.send_signal(signal.SIGINT)
-    code, err = run.end()
-    assert code == INTERRUPTED, err
-    assert "Traceback" not in err and "error:" not in err
-    assert re.search(rf"interrupted in epoch \d+ after minibatch \d+: saved {re.escape(str(out))}/checkpoint; "
-                     rf"continue with --resume {re.escape(str(out))}", err), err
-    ckpt = load_checkpoint(out, mx.cpu())
-    assert finite(ckpt) and ckpt.history.epochs_done() >= 1
-    assert not leftovers(out)
-
 
 @pytest.mark.slow
 def test_sigkill_during_saves_never_leaves_an_unusable_checkpoint(tmp_path, book, capsys):
@@ -672,12 +505,12 @@ def test_sigkill_during_saves_never_leaves_an_unusable_checkpoint(tmp_path, book
     loaded = 0
     for delay in [None, 0.02, 0.05, 0.09, 0.14, 0.22, 0.35, 0.6]:
         resuming = (out / "checkpoint").exists() or (out / ".checkpoint-old").exists()
-        run = _Run(common + ["--epochs", "100000", "--save-every", "0.0005"]  # a save every 30 ms
-                   + (["--resume", str(out)] if resuming else []), tmp_path)
+        run = Run(["train", *common, "--epochs", "100000", "--save-every", "0.0005"]  # a save every 30 ms
+                  + (["--resume", str(out)] if resuming else []), tmp_path)
         if delay is None:  # the first kill: while the program is still starting up, before any save
             time.sleep(0.5)
         else:              # once training (and so saving) has begun, somewhere among the saves
-            assert run.wait_for(r"^training \S+ \(", run.err), "".join(run.err)
+            assert run.wait_for(r"^training \S+ \("), "".join(run.err)
             time.sleep(0.1 + delay)
         assert run.proc.poll() is None, "".join(run.err)
         run.proc.send_signal(signal.SIGKILL)
