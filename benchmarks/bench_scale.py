@@ -28,10 +28,16 @@ MODELS = {  # label -> (cell, layers)
     "RNN": ("rnn", 1), "GRU": ("gru", 1), "LSTM": ("lstm", 1), "2-layer LSTM": ("lstm", 2),
 }
 IMPLS = {  # how each implementation is built
-    "scratch": "the registry's from-scratch cells (fast.py, backward by hand in bptt.py)",
+    "lecture": "the registry's rnn, gru, lstm: the lecture's step function with autograd (one layer only)",
+    "scratch": "the registry's *-bptt cells: batched, backward through time by hand (d2lrnn/cells/)",
     "fused": "the registry's fused models: MXNet's RNN operator on one flat parameter (model.FusedLayer)",
     "gluon": "the lecture's RNNModel around a gluon.rnn layer (the operator plus Gluon's per-call concat)",
 }
+
+
+def runs_as(label, impl):
+    """False for a combination the registry refuses: the lecture's cells have one layer."""
+    return impl != "lecture" or MODELS[label][1] == 1
 
 
 def flops_per_char(cell, layers, vocab):
@@ -60,7 +66,7 @@ def child(label, impl, chars):
     import numpy as np
 
     import d2lrnn
-    from d2lrnn.training import train_epoch
+    from d2lrnn.training import TrainOptions, train_epoch
 
     ctx = mx.cpu()
     text = d2lrnn.data.read_text(d2lrnn.get_corpus_path(corpus="tinyshakespeare"))
@@ -78,18 +84,18 @@ def child(label, impl, chars):
         model = d2lrnn.RNNModel(layer, vocab)
         model.initialize(init.Normal(0.01), ctx=ctx)
     else:
-        name = cell if impl == "scratch" else "gluon-" + cell
+        name = {"lecture": cell, "scratch": f"{cell}-bptt", "fused": f"gluon-{cell}"}[impl]
         model = d2lrnn.build_model(name, vocab_size=vocab, num_hiddens=HIDDEN, ctx=ctx, num_layers=layers)
-    optimizer = d2lrnn.SGD(model.param_arrays(), lr=100.0)
+    options = TrainOptions(num_steps=STEPS, batch_size=BATCH, lr=100.0, clipping_theta=0.01)
     marks = {}
 
-    def on_batch(done, meter):
-        if done == 10:  # after warm-up (first calls allocate and tune), time the rest of the epoch
+    def on_batch(progress):
+        if progress.batch == 10:  # after warm-up (first calls allocate and tune), time the rest of the epoch
             marks["start"] = time.perf_counter()
         return False
 
     start = time.perf_counter()
-    ppl = train_epoch(model, corpus, optimizer, ctx=ctx, num_steps=STEPS, batch_size=BATCH, clipping_theta=0.01,
+    ppl = train_epoch(model, corpus, d2lrnn.SGD(model.param_arrays(), lr=options.lr), options, ctx=ctx,
                       on_batch=on_batch)
     end = time.perf_counter()
     batches = (len(corpus) // BATCH - 1) // STEPS
@@ -104,7 +110,9 @@ def child(label, impl, chars):
 def spawn(label, impl, chars, threads=None):
     """Run `child` in a fresh interpreter (with OMP_NUM_THREADS=threads if given); return its result dict."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", label, impl, str(chars)]
-    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"} if threads else {}))
+    env = dict(os.environ)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -123,46 +131,53 @@ def speed(args):
     print(f"one epoch over {args.chars:,} characters of Tiny Shakespeare, hidden {HIDDEN}, {STEPS} steps, "
           f"batch {BATCH}, {args.rounds} rounds; {environment()}")
     runs = {}
-    combos = [(label, impl, t) for label in args.models for impl in args.impls for t in args.threads]
+    combos = [(label, impl, t) for label in args.models for impl in args.impls for t in args.threads
+              if runs_as(label, impl)]
     for r in range(args.rounds):
         order = combos if r % 2 == 0 else combos[::-1]  # alternate the order from round to round
         for label, impl, threads in order:
             res = spawn(label, impl, args.chars, threads)
             runs.setdefault((label, impl, threads), []).append(res)
-            print(f"  round {r + 1} {label:13s} {impl:8s} {threads or 'default'} threads {res['chars_per_s']:9,.0f} "
-                  f"chars/s, peak {res['peak_mb']:5.0f} MB, matmul {res['matmul_gflops']:.0f} GFLOP/s", flush=True)
+            print(f"  round {r + 1} {label:13s} {impl:8s} {threads or 'default'} threads "
+                  f"{res['chars_per_s']:9,.0f} chars/s, peak {res['peak_mb']:5.0f} MB, "
+                  f"matmul {res['matmul_gflops']:.0f} GFLOP/s", flush=True)
     print()
     heads = [f"characters/s, {t or 'default'} thread{'s' if t != 1 else ''}" for t in args.threads]
     print("| model | implementation | " + " | ".join(heads) + " | share of matmul rate (best) | peak RSS |")
     print("|---|---|" + "---|" * len(heads) + "---|---|")
     for label in args.models:
-        for impl in args.impls:
+        for impl in filter(lambda impl: runs_as(label, impl), args.impls):
             rates, shares, peaks = [], [], []
             for t in args.threads:
                 results = runs[(label, impl, t)]
                 rates.append(statistics.median(r["chars_per_s"] for r in results))
-                shares.append(statistics.median(r["chars_per_s"] * r["flops_per_char"] / 1e9 / r["matmul_gflops"]
-                                                for r in results))
+                shares.append(statistics.median(r["chars_per_s"] * r["flops_per_char"] / 1e9
+                                                / r["matmul_gflops"] for r in results))
                 peaks.append(max(r["peak_mb"] for r in results))
             print(f"| {label} | {impl} | " + " | ".join(f"{r:,.0f}" for r in rates) +
                   f" | {100 * max(shares):.0f} % | {max(peaks):.0f} MB |")
+    def matmul(threads):
+        return statistics.median(r["matmul_gflops"] for key, results in runs.items() if key[2] == threads
+                                 for r in results)
+
     print("\nmatmul rate of the large FullyConnected, median: " + ", ".join(
-        f"{t or 'default'} threads {statistics.median(r['matmul_gflops'] for k, v in runs.items() if k[2] == t for r in v):.0f}"
-        " GFLOP/s" for t in args.threads))
+        f"{t or 'default'} threads {matmul(t):.0f} GFLOP/s" for t in args.threads))
 
 
 def memory(args):
     print(f"peak RSS of one epoch over N and 4N characters; {environment()}")
     ok = True
     for label in args.models:
-        for impl in args.impls:
+        for impl in filter(lambda impl: runs_as(label, impl), args.impls):
             small, large = spawn(label, impl, args.chars, args.threads[0]), spawn(label, impl, 4 * args.chars,
                                                                                    args.threads[0])
             growth = large["peak_mb"] / small["peak_mb"] - 1
             ok = ok and abs(growth) <= 0.10
             print(f"  {label:13s} {impl:8s} {args.chars:>9,} chars: {small['peak_mb']:5.0f} MB   "
-                  f"{4 * args.chars:>9,} chars: {large['peak_mb']:5.0f} MB   ({100 * growth:+.1f} %)", flush=True)
-    print("PASS: peak RSS flat in epoch length (within 10 %)" if ok else "FAIL: peak RSS grows with epoch length")
+                  f"{4 * args.chars:>9,} chars: {large['peak_mb']:5.0f} MB   ({100 * growth:+.1f} %)",
+                  flush=True)
+    print("PASS: peak RSS flat in epoch length (within 10 %)" if ok else
+          "FAIL: peak RSS grows with epoch length")
     return ok
 
 
@@ -172,7 +187,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated, from: " + ", ".join(MODELS))
     ap.add_argument("--impls", default="scratch,fused,gluon", help="from: " + ", ".join(IMPLS))
-    ap.add_argument("--threads", default="1,2", help="OMP_NUM_THREADS values to run each at ('0': leave unset)")
+    ap.add_argument("--threads", default="1,2",
+                    help="OMP_NUM_THREADS values to run each at ('0': leave unset)")
     ap.add_argument("--memory", action="store_true", help="peak RSS after --chars and 4 x --chars instead")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -4,8 +4,8 @@ Trains the lecture configuration (512 hidden units, 35 steps, batch 32, lr 100, 
 sequential minibatches, first 10,000 characters of The Time Machine) with
 
   (a) ref     the lecture-era helpers, d2lzh==1.0.0 (`pip install --no-deps d2lzh==1.0.0` plus
-              ipython, which it imports), driven by a notebook-style rnn/get_params defined below;
-  (b) d2lrnn  d2lrnn.train_and_predict_rnn with d2lrnn's rnn/get_params;
+              ipython, which it imports), driven by the lecture notebook's rnn/get_params (tests/helpers.py);
+  (b) d2lrnn  d2lrnn.train_and_predict_rnn with d2lrnn's rnn/get_params and backward="by-hand";
   (c) gluon   d2lrnn's concise path: RNNModel(rnn.RNN(512)) + train_and_predict_rnn_gluon;
   (d) floor   no training at all: only the matrix products an epoch of (b) cannot avoid, to show
               how close (b) is to what the arithmetic allows on this machine.
@@ -33,6 +33,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+# tests/helpers.py holds the lecture's notebook cell, which (a) trains
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 CONFIG = dict(num_hiddens=512, num_steps=35, batch_size=32, lr=1e2, clipping_theta=1e-2)
 IMPLS = ("ref", "d2lrnn", "gluon")
@@ -56,67 +60,42 @@ class EpochClock:
 
 
 # ----------------------------------------------------------------------------------------------
-# (a) the lecture's notebook, written the way the lecture writes it: globals and closures
+# (a) the lecture's notebook, written the way the lecture writes it (tests/helpers.py): globals and closures
 def run_reference(corpus, epochs):
     import d2lzh as d2l  # the lecture-era helper module
     import mxnet as mx
-    from mxnet import nd
+
+    from helpers import init_rnn_state, notebook_get_params, rnn
 
     corpus_indices, char_to_idx, idx_to_char = corpus["indices"], corpus["char_to_idx"], corpus["idx_to_char"]
-    vocab_size = len(idx_to_char)
-    num_inputs, num_hiddens, num_outputs = vocab_size, CONFIG["num_hiddens"], vocab_size
-    ctx = mx.cpu()
-
-    def get_params():
-        def _one(shape):
-            return nd.random.normal(scale=0.01, shape=shape, ctx=ctx)
-
-        W_xh = _one((num_inputs, num_hiddens))
-        W_hh = _one((num_hiddens, num_hiddens))
-        b_h = nd.zeros(num_hiddens, ctx=ctx)
-        W_hq = _one((num_hiddens, num_outputs))
-        b_q = nd.zeros(num_outputs, ctx=ctx)
-        params = [W_xh, W_hh, b_h, W_hq, b_q]
-        for param in params:
-            param.attach_grad()
-        return params
-
-    def init_rnn_state(batch_size, num_hiddens, ctx):
-        return (nd.zeros(shape=(batch_size, num_hiddens), ctx=ctx),)
-
-    def rnn(inputs, state, params):
-        W_xh, W_hh, b_h, W_hq, b_q = params
-        H, = state
-        outputs = []
-        for X in inputs:
-            H = nd.tanh(nd.dot(X, W_xh) + nd.dot(H, W_hh) + b_h)
-            Y = nd.dot(H, W_hq) + b_q
-            outputs.append(Y)
-        return outputs, (H,)
-
+    vocab_size, num_hiddens, ctx = len(idx_to_char), CONFIG["num_hiddens"], mx.cpu()
+    get_params = notebook_get_params(vocab_size, num_hiddens, ctx)
     d2l.train_and_predict_rnn(rnn, get_params, init_rnn_state, num_hiddens, vocab_size, ctx,
                               corpus_indices, idx_to_char, char_to_idx, False, epochs,
                               CONFIG["num_steps"], CONFIG["lr"], CONFIG["clipping_theta"],
                               CONFIG["batch_size"], 1, 0, [])
 
 
-# (b) d2lrnn from scratch
+# (b) d2lrnn from scratch: the lecture's call with d2lrnn's cell, backward through time by hand (the
+# documented switch; without it the same call trains the lecture's step function with autograd)
 def run_d2lrnn(corpus, epochs):
-    import d2lrnn as d2l
     import mxnet as mx
+
+    import d2lrnn as d2l
 
     vocab_size = len(corpus["idx_to_char"])
     d2l.train_and_predict_rnn(d2l.rnn, d2l.get_params, d2l.init_rnn_state, CONFIG["num_hiddens"],
                               vocab_size, mx.cpu(), corpus["indices"], corpus["idx_to_char"],
                               corpus["char_to_idx"], False, epochs, CONFIG["num_steps"], CONFIG["lr"],
-                              CONFIG["clipping_theta"], CONFIG["batch_size"], 1, 0, [])
+                              CONFIG["clipping_theta"], CONFIG["batch_size"], 1, 0, [], backward="by-hand")
 
 
 # (c) d2lrnn's concise Gluon path
 def run_gluon(corpus, epochs):
-    import d2lrnn as d2l
     import mxnet as mx
     from mxnet.gluon import rnn
+
+    import d2lrnn as d2l
 
     vocab_size = len(corpus["idx_to_char"])
     model = d2l.RNNModel(rnn.RNN(CONFIG["num_hiddens"]), vocab_size)
@@ -131,7 +110,7 @@ def run_floor(corpus, epochs):
     """Per minibatch: 35 chained state products forward and 35 back, W_hh's gradient, the output layer."""
     from mxnet import nd
 
-    from d2lrnn.model import linear  # the product (b) uses for every step (nd.FullyConnected)
+    from d2lrnn.cells.ops import linear  # the product (b) uses for every step (nd.FullyConnected)
 
     n, V = CONFIG["num_hiddens"], len(corpus["idx_to_char"])
     T, B = CONFIG["num_steps"], CONFIG["batch_size"]
@@ -145,7 +124,7 @@ def run_floor(corpus, epochs):
             H = H0
             for _ in range(2 * T):   # each step needs the last: H W_hh forward, dA W_hh^T back
                 H = linear(H, W)     # (batch, hidden)
-            nd.dot(Z, Z, transpose_a=True)              # dW_hh: (hidden, steps * batch) x (steps * batch, hidden)
+            nd.dot(Z, Z, transpose_a=True)              # dW_hh: (hidden, steps * batch) x (steps * batch, n)
             nd.dot(Z, W_hq)                             # logits: (steps * batch, vocab)
             nd.dot(Z, dO, transpose_a=True)             # dW_hq: (hidden, vocab)
             nd.dot(dO, W_hq, transpose_b=True)          # dZ: (steps * batch, hidden)
@@ -169,6 +148,7 @@ def child(impl, seed, epochs, corpus_file):
     with open(corpus_file) as f:
         corpus = json.load(f)
     __import__("d2lzh" if impl == "ref" else "d2lrnn")  # imports stay out of the first epoch's time
+    __import__("helpers")
     random.seed(seed)
     np.random.seed(seed)
     mx.random.seed(seed)
@@ -263,8 +243,9 @@ def speed(args, corpus_file):
     print(f"(d) the matrix products alone take {floor:.3f} s/epoch: (b) spends "
           f"{statistics.median(per_epoch(r) for r in runs['d2lrnn']) / floor:.2f}x that; 3x (a) would be "
           f"{target:.3f} s/epoch, {target / floor:.2f}x the products' time")
-    print(f"a 500-epoch run costs about {500 * statistics.median(per_epoch(r) for r in runs['d2lrnn']) / 60:.1f}"
-          f" min with (b) vs {500 * statistics.median(per_epoch(r) for r in runs['ref']) / 60:.1f} min with (a)")
+    minutes = {impl: 500 * statistics.median(per_epoch(r) for r in runs[impl]) / 60 for impl in IMPLS}
+    print(f"a 500-epoch run costs about {minutes['d2lrnn']:.1f} min with (b) vs {minutes['ref']:.1f} min "
+          "with (a)")
     print("PASS" if ok else "FAIL")
     return ok
 

@@ -172,10 +172,15 @@ def _train_parser(sub):
     g.add_argument("--epochs", type=int, help=f"epochs to train (default {TrainConfig.LECTURE_EPOCHS}, or until "
                                               "--minutes runs out)")
     g.add_argument("--minutes", type=float, help="stop after this many minutes of training")
+    g.add_argument("--train-chars", type=int, help="stop after training on this many characters (tokens), "
+                                                   "counted over all epochs: a budget that is the same on any machine")
     g.add_argument("--steps", type=int, default=d.steps, help="time steps per minibatch (num_steps)")
     g.add_argument("--batch-size", type=int, default=d.batch_size)
     g.add_argument("--optimizer", choices=["sgd", "adam"], default=d.optimizer)
     g.add_argument("--lr", type=float, default=d.lr, help="learning rate (default %(default)s; try 0.002 with adam)")
+    g.add_argument("--lr-schedule", choices=["constant", "cosine"], default=d.lr_schedule,
+                   help="constant (default), or cosine: decay to a tenth of --lr by the end of the run")
+    g.add_argument("--warmup", type=int, default=d.warmup, help="minibatches of linear learning-rate warm-up")
     g.add_argument("--clip", type=float, default=d.clip, help="gradient clipping threshold theta (inf: off)")
     g.add_argument("--sampling", choices=["random", "sequential"], default=d.sampling)
     g.add_argument("--seed", type=int, default=d.seed)

@@ -22,14 +22,17 @@ COLAB_BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 NUMPY_STEP = ["numpy>=1.26,<2", "setuptools"]
 
 
+EXTRA = "compress"  # what the notebooks need beyond Jupyter, which Colab has: `constriction` for notebook 13
+
+
 def package_spec(repo_url=REPO_URL, branch=BRANCH):
-    """The pip requirement that installs d2lrnn from the repository."""
-    return f"git+{repo_url}@{branch}"
+    """The pip requirement that installs d2lrnn, with what the notebooks need, from the repository."""
+    return f"d2lrnn[{EXTRA}] @ git+{repo_url}@{branch}"
 
 
 def package_step(source=None):
-    """Step 2: pip arguments that install d2lrnn (and its pinned dependencies) from `source`."""
-    return [source or package_spec()]
+    """Step 2: pip arguments that install d2lrnn (and its pinned dependencies) from `source` (a folder)."""
+    return [f"{source}[{EXTRA}]" if source else package_spec()]
 
 
 def github_path(notebook_path):

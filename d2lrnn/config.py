@@ -24,8 +24,9 @@ class TrainConfig:
 
     LECTURE_EPOCHS = 500      # what `epochs=None` means without `minutes`
 
-    epochs: int = None        # None: LECTURE_EPOCHS, or until `minutes` runs out
+    epochs: int = None        # None: LECTURE_EPOCHS, or until `minutes` or `train_chars` runs out
     minutes: float = None     # a wall-clock budget instead of (or as well as) a number of epochs
+    train_chars: int = None   # a budget of training tokens seen (epochs x tokens per epoch), the same on any machine
     hidden: int = 512
     layers: int = 1
     embed: int = 0            # 0: one-hot input, as in the lecture
@@ -33,6 +34,8 @@ class TrainConfig:
     steps: int = 35
     batch_size: int = 32
     lr: float = 100.0
+    lr_schedule: str = "constant"  # or "cosine": decay to a tenth over the run, after `warmup` minibatches
+    warmup: int = 0           # minibatches over which the learning rate rises linearly to `lr`
     clip: float = 0.01
     optimizer: str = "sgd"
     sampling: str = "sequential"
@@ -57,10 +60,10 @@ class TrainConfig:
     overwrite: bool = False
 
     def num_epochs(self):
-        """Epochs to train: None means until `minutes` runs out."""
+        """Epochs to train: None means until `minutes` or `train_chars` runs out."""
         if self.epochs is not None:
             return self.epochs
-        return None if self.minutes else self.LECTURE_EPOCHS
+        return None if self.minutes or self.train_chars else self.LECTURE_EPOCHS
 
     def source(self):
         """The text this configuration trains on."""
@@ -73,11 +76,12 @@ MODEL_KEYS = ("model", "hidden", "layers", "embed", "token", "optimizer")  # wha
 # field -> (allowed types, low, high) for numbers, or the allowed values for names
 WHOLE = {"hidden": (1, 1_000_000), "layers": (1, 64), "embed": (0, 1_000_000), "steps": (1, 100_000),
          "batch_size": (1, 1_000_000), "pred_period": (1, BIG), "pred_len": (0, 100_000), "epochs": (1, BIG),
-         "num_chars": (1, BIG), "val_chars": (0, BIG), "eval_every": (0, BIG), "seed": (0, MAX_SEED)}
+         "num_chars": (1, BIG), "val_chars": (0, BIG), "eval_every": (0, BIG), "seed": (0, MAX_SEED),
+         "train_chars": (1, 2 ** 53), "warmup": (0, BIG)}
 CHOICES = {"model": tuple(MODELS), "optimizer": tuple(OPTIMIZERS), "sampling": ("sequential", "random"),
            "token": ("char", "word"), "ctx": ("auto", "cpu", "gpu"), "corpus": tuple(CORPORA),
-           "preprocess": tuple(PREPROCESS)}
-NONE_ALLOWED = {"epochs", "minutes", "text", "preprocess", "num_chars", "prefix", "resume"}
+           "preprocess": tuple(PREPROCESS), "lr_schedule": ("constant", "cosine")}
+NONE_ALLOWED = {"epochs", "minutes", "text", "preprocess", "num_chars", "prefix", "resume", "train_chars"}
 MAX_MINUTES = 10_000_000  # 19 years
 MACHINE_SETTINGS = ("threads",)  # describe the machine that trained, not the model: not read back from files
 
@@ -121,6 +125,9 @@ def validate(cfg, label=flag):
         bad("val_fraction", "at least 0 and below 1")
     if cfg.val_chars and cfg.val_fraction:
         raise UserError(f"give {label('val_chars')} or {label('val_fraction')}, not both")
+    if cfg.lr_schedule == "cosine" and cfg.num_epochs() is None and not cfg.train_chars:
+        raise UserError(f"{label('lr_schedule')} cosine decays over the whole run: give {label('epochs')} or "
+                        f"{label('train_chars')} so that its length is known")
     if cfg.dropout and cfg.layers == 1:
         raise UserError(f"{label('dropout')} acts between layers: give {label('layers')} 2 or more, or leave it out")
     for name, allowed in CHOICES.items():

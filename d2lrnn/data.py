@@ -159,18 +159,30 @@ def tokenize(text, token="char"):
     raise ValueError(f"token must be 'char' or 'word', not {token!r}")
 
 
+CHUNK = 1 << 20  # characters converted at a time: a long text costs 4 bytes a character, not 9
+
+
 def _code_points(text):
-    """Text -> (len,) array of its characters' Unicode code points."""
-    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    """Text -> (len,) int32 array of its characters' Unicode code points, converted a chunk at a time."""
+    codes = np.empty(len(text), dtype=np.int32)
+    for start in range(0, len(text), CHUNK):
+        chunk = text[start:start + CHUNK].encode("utf-32-le")
+        codes[start:start + CHUNK] = np.frombuffer(chunk, dtype=np.int32)
+    return codes
+
+
+def _index_codes(codes):
+    """Code points -> (indices in place, idx_to_char): the characters that occur, in code-point order."""
+    present = np.flatnonzero(np.bincount(codes))            # sorted code points that occur
+    table = np.zeros(int(codes.max()) + 1, dtype=np.int32)  # code point -> index
+    table[present] = np.arange(present.size, dtype=np.int32)
+    np.take(table, codes, out=codes, mode="clip")           # in place: no second array of the text's length
+    return codes, [chr(c) for c in present]
 
 
 def char_vocab(text):
     """(corpus indices, idx_to_char) of a text: every character, in code-point order, vectorised."""
-    codes = _code_points(text)                              # (len,)
-    present = np.flatnonzero(np.bincount(codes))            # sorted code points that occur
-    table = np.zeros(int(codes.max()) + 1, dtype=np.int32)  # code point -> index
-    table[present] = np.arange(present.size, dtype=np.int32)
-    return table[codes], [chr(c) for c in present]
+    return _index_codes(_code_points(text))
 
 
 def build_vocab(tokens, min_freq=0):
@@ -208,6 +220,14 @@ def corpus_from_text(text, num_chars=10000, token="char", min_freq=None, preproc
     return corpus_indices, char_to_idx, idx_to_char, len(idx_to_char)
 
 
+def _encode_codes(codes, char_to_idx):
+    """Code points -> (indices, -1 where the vocabulary lacks the character; Counter of those characters)."""
+    table = np.full(max(int(codes.max(initial=0)), max(map(ord, char_to_idx))) + 1, -1, dtype=np.int32)
+    table[[ord(c) for c in char_to_idx]] = list(char_to_idx.values())
+    indices = table[codes]                                 # (len,)
+    return indices, collections.Counter(chr(c) for c in codes[indices < 0])
+
+
 def encode(text, char_to_idx, token="char"):
     """Map (already preprocessed) text onto a vocabulary: (indices, Counter of the tokens it lacks).
 
@@ -215,11 +235,7 @@ def encode(text, char_to_idx, token="char"):
     """
     unk = char_to_idx.get(UNK)
     if token == "char" and all(len(c) == 1 for c in char_to_idx):
-        codes = _code_points(text)
-        table = np.full(max(int(codes.max(initial=0)), max(map(ord, char_to_idx))) + 1, -1, dtype=np.int32)
-        table[[ord(c) for c in char_to_idx]] = list(char_to_idx.values())
-        indices = table[codes]                                 # (len,), -1 where unknown
-        missing = collections.Counter(chr(c) for c in codes[indices < 0])
+        indices, missing = _encode_codes(_code_points(text), char_to_idx)
         return (indices[indices >= 0] if unk is None else np.where(indices < 0, unk, indices)), missing
     tokens = tokenize(text, token)
     missing = collections.Counter(t for t in tokens if t not in char_to_idx)
@@ -241,13 +257,19 @@ def encode_text(text, char_to_idx, token="char", preprocess_style="lecture"):
 def split_text(text, *, num_chars=None, val_chars=0, val_fraction=0.0):
     """(training text, held-out text). val_fraction holds out the end of the text; val_chars the
     characters right after the training text. Without num_chars the training text is all the rest."""
+    train_len, start, held = split_bounds(len(text), num_chars=num_chars, val_chars=val_chars,
+                                          val_fraction=val_fraction)
+    return text[:train_len], text[start:start + held]
+
+
+def split_bounds(n, *, num_chars=None, val_chars=0, val_fraction=0.0):
+    """(training length, held-out start, held-out length) for a text of n characters (see split_text)."""
     _check_num_chars(num_chars)
     if val_chars and val_fraction:
         raise ValueError("give val_chars or val_fraction, not both")
     if int(val_chars) != val_chars or val_chars < 0 or not 0 <= val_fraction < 1:
         raise ValueError(f"val_chars must be a whole number >= 0 and val_fraction in [0, 1); got "
                          f"{val_chars!r} and {val_fraction!r}")
-    n = len(text)
     held = round(val_fraction * n) if val_fraction else int(val_chars)
     end = n - held if val_fraction or num_chars is None else num_chars  # where the training text ends
     train_len = end if num_chars is None else min(num_chars, end)
@@ -256,8 +278,7 @@ def split_text(text, *, num_chars=None, val_chars=0, val_fraction=0.0):
                          f"characters and {held} held-out ones")
     if num_chars is not None and num_chars > end:
         raise ValueError(f"num_chars={num_chars} overlaps the held-out text, which starts at character {end}")
-    start = end if val_fraction else train_len
-    return text[:train_len], text[start:start + held]
+    return train_len, (end if val_fraction else train_len), held
 
 
 def load_data_time_machine(num_chars=10000, data_dir=None, token="char", min_freq=None):
@@ -338,10 +359,21 @@ def load_split(source):
     if not text.strip():
         raise DataError(f"{source.name}: the text is empty after preprocessing ({source.style}); choose another "
                         "preprocessing or another text")
-    train_text, val_text = split_text(text, num_chars=source.train_chars, val_chars=source.val_chars,
-                                      val_fraction=source.val_fraction)
-    corpus, char_to_idx, idx_to_char, _ = corpus_from_text(train_text, None, source.token, preprocess_style="raw")
-    val, skipped = encode(val_text, char_to_idx, source.token) if source.holds_out else (None, {})
+    train_len, start, held = split_bounds(len(text), num_chars=source.train_chars, val_chars=source.val_chars,
+                                          val_fraction=source.val_fraction)
+    if source.token == "word":
+        corpus, char_to_idx, idx_to_char, _ = corpus_from_text(text[:train_len], None, "word",
+                                                               preprocess_style="raw")
+        val, skipped = encode(text[start:start + held], char_to_idx, "word") if source.holds_out else (None, {})
+    else:  # characters: one array of code points for the whole text, the training part indexed in place
+        codes = _code_points(text)
+        del text
+        corpus, idx_to_char = _index_codes(codes[:train_len])  # the held-out part starts at or after train_len
+        char_to_idx = {c: i for i, c in enumerate(idx_to_char)}
+        val, skipped = None, {}
+        if source.holds_out:
+            val, skipped = _encode_codes(codes[start:start + held], char_to_idx)
+            val = val[val >= 0]
     return Split(corpus=corpus, val=val, idx_to_char=idx_to_char, char_to_idx=char_to_idx, skipped=dict(skipped))
 
 
@@ -383,11 +415,11 @@ def data_iter_random(corpus_indices, batch_size, num_steps, ctx=None, *, rng=Non
     num_examples = (len(corpus) - 1) // max(num_steps, 1)
     epoch_size = num_examples // max(batch_size, 1)
     check_minibatches(epoch_size, "random sampling", batch_size, num_steps, len(corpus))
-    starts = [i * num_steps for i in range(num_examples)]
+    starts = np.arange(num_examples) * num_steps  # (examples,) an array, not a list of Python ints
     (rng or random).shuffle(starts)
     offsets = np.arange(num_steps)
     for i in range(epoch_size):
-        windows = np.array(starts[i * batch_size:(i + 1) * batch_size])[:, None] + offsets  # (batch, steps)
+        windows = starts[i * batch_size:(i + 1) * batch_size, None] + offsets  # (batch, steps)
         yield nd.array(corpus[windows], ctx=ctx), nd.array(corpus[windows + 1], ctx=ctx)
 
 
@@ -397,10 +429,11 @@ def data_iter_consecutive(corpus_indices, batch_size, num_steps, ctx=None):
     batch_len = len(corpus) // max(batch_size, 1)
     epoch_size = (batch_len - 1) // max(num_steps, 1)
     check_minibatches(epoch_size, "sequential sampling", batch_size, num_steps, len(corpus))
-    streams = nd.array(corpus[:batch_size * batch_len].reshape((batch_size, batch_len)), ctx=ctx)  # (batch, len)
+    streams = corpus[:batch_size * batch_len].reshape((batch_size, batch_len))  # (batch, len), a view
     for i in range(epoch_size):
         t = i * num_steps
-        yield streams[:, t:t + num_steps], streams[:, t + 1:t + num_steps + 1]  # (batch, steps) each
+        yield (nd.array(streams[:, t:t + num_steps], ctx=ctx),               # (batch, steps) each, copied to
+               nd.array(streams[:, t + 1:t + num_steps + 1], ctx=ctx))       # ctx one minibatch at a time
 
 
 def to_onehot(X, size):

@@ -26,7 +26,7 @@ from .optim import make_optimizer
 from .plot import save_perplexity_plot
 from .registry import build_model, check_fits
 from .runfolder import RunFolder
-from .training import (Diverged, History, Hook, KeepBest, Preview, TrainOptions, check_prefixes,
+from .training import (Diverged, History, Hook, KeepBest, LRSchedule, Preview, TrainOptions, check_prefixes,
                        evaluate_perplexity, num_batches, perplexity, train)
 from .utils import UserError, num_gpus, quoted, set_seed, try_gpu
 
@@ -201,14 +201,19 @@ def prepare(cfg):
 # --- run -----------------------------------------------------------------------------------------
 
 class StopWhen(Hook):
-    """Stop at a stop signal or when the time is up; remembers why and where."""
+    """Stop at a stop signal, when the time is up or after `max_steps` minibatches; remembers why and where."""
 
-    def __init__(self, deadline):
-        self.deadline, self.reason, self.where = deadline, None, None
+    def __init__(self, deadline, max_steps=math.inf):
+        self.deadline, self.max_steps, self.reason, self.where = deadline, max_steps, None, None
 
     def on_batch(self, progress):
         signum = signals.requested()
-        self.reason = signum if signum is not None else ("time" if time.time() >= self.deadline else None)
+        if signum is not None:
+            self.reason = signum
+        elif time.time() >= self.deadline:
+            self.reason = "time"
+        elif (progress.epoch - 1) * progress.batches + progress.batch >= self.max_steps:
+            self.reason = "budget"
         if self.reason is not None:
             self.where = (progress.epoch, progress.batch, progress.batches)
         return self.reason is not None
@@ -244,14 +249,21 @@ class PeriodicSave(Hook):
 
 
 def run(job):
-    """Train; returns None when the epochs are done, "time" when --minutes ran out, or the stop signal."""
+    """Train; returns None when the epochs are done, "time" or "budget" when --minutes or --train-chars ran
+    out, or the stop signal."""
     cfg, split = job.cfg, job.split
     from tqdm.auto import tqdm
 
-    stop = StopWhen(time.time() + 60 * cfg.minutes if cfg.minutes else math.inf)
+    batches = num_batches(len(split.corpus), num_steps=cfg.steps, batch_size=cfg.batch_size,
+                          is_random_iter=cfg.sampling == "random")
+    budget = -(-cfg.train_chars // (cfg.steps * cfg.batch_size)) if cfg.train_chars else math.inf  # minibatches
+    total = budget if cfg.train_chars else (cfg.num_epochs() or 0) * batches
+    stop = StopWhen(time.time() + 60 * cfg.minutes if cfg.minutes else math.inf, max_steps=budget)
+    schedule = LRSchedule(job.optimizer, cfg.lr, kind=cfg.lr_schedule, warmup=cfg.warmup, total=total)
+    schedule.start(job.history.epochs_done() * batches + job.start_batch)
     hooks = [HeldOutEvery(job, cfg.eval_every, tqdm.write)] if cfg.eval_every and split.val is not None else []
     hooks += [job.keep] if job.keep is not None else []
-    hooks += [stop, PeriodicSave(job, cfg.save_every, stop)]
+    hooks += [schedule, stop, PeriodicSave(job, cfg.save_every, stop)]
     options = TrainOptions(num_epochs=cfg.num_epochs(), num_steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                            clipping_theta=cfg.clip, optimizer=job.optimizer, is_random_iter=cfg.sampling == "random",
                            seed=cfg.seed, start_batch=job.start_batch)
@@ -259,7 +271,8 @@ def run(job):
     threads = os.environ.get("OMP_NUM_THREADS", "MXNet's default number of")
     err(f"training {cfg.model} ({cfg.layers} x {cfg.hidden} hidden) on {len(split.corpus):,} {cfg.token}s, vocabulary "
         f"{len(split.idx_to_char)}, {cfg.sampling} sampling, {epochs or 'unlimited'} epochs"
-        f"{f' or {cfg.minutes:g} minutes' if cfg.minutes else ''} on {job.ctx} with {threads} OpenMP threads"
+        f"{f' or {cfg.minutes:g} minutes' if cfg.minutes else ''}"
+        f"{f' or {cfg.train_chars:,} {cfg.token}s' if cfg.train_chars else ''} on {job.ctx} with {threads} OpenMP threads"
         + (f" (OMP_WAIT_POLICY={wait})" if wait else ""))
     if split.skipped:
         shown = ", ".join(repr(t) for t in sorted(split.skipped, key=split.skipped.get, reverse=True)[:5])
@@ -379,7 +392,7 @@ def main_job(cfg):
         finally:
             job.folder.unlock()
     err(summary(job, score))
-    if reason is None or reason == "time":
+    if reason in (None, "time", "budget"):
         return 0
     if job.position is not None:
         where = f"in epoch {job.position['epochs_done'] + 1} after minibatch {job.position['batch']}"

@@ -23,7 +23,25 @@ def call_get_params(get_params, vocab_size, num_hiddens, ctx):
     return get_params(vocab_size, num_hiddens, ctx)
 
 
-class ScratchModel:
+class ArrayModel:
+    """What the from-scratch models share: their weights are a plain list of arrays, `self.params`."""
+
+    num_layers, embed_size, dropout = 1, 0, 0.0  # the lecture's: one layer, one-hot input, no dropout
+
+    def param_arrays(self):
+        """The trainable arrays, each with its .grad."""
+        return list(self.params)
+
+    @property
+    def config(self):
+        """What the registry needs to rebuild this model (None for a student's own functions)."""
+        if self.name is None:
+            return None
+        return {"model": self.name, "hidden": self.num_hiddens, "layers": self.num_layers,
+                "embed": self.embed_size, "dropout": self.dropout}
+
+
+class ScratchModel(ArrayModel):
     """The lecture's functional triple (get_params, init_state, rnn) as one model object."""
 
     def __init__(self, rnn, get_params, init_state, *, vocab_size, num_hiddens, ctx, params=None,
@@ -40,17 +58,6 @@ class ScratchModel:
     def begin_state(self, batch_size, ctx):
         """The zero state for a batch, on ctx."""
         return tuple(self.init_state(batch_size, self.num_hiddens, ctx))
-
-    def param_arrays(self):
-        """The trainable arrays, each with its .grad."""
-        return list(self.params)
-
-    @property
-    def config(self):
-        """What the registry needs to rebuild this model (None for a student's own functions)."""
-        if self.name is None:
-            return None
-        return {"model": self.name, "hidden": self.num_hiddens, "layers": 1, "embed": 0, "dropout": 0.0}
 
 
 class RNNModel(nn.Block):

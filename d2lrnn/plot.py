@@ -8,7 +8,10 @@ def _as_dict(histories):
 
 
 def plain_log_ticks(ax, axis="y"):
-    """Label a log axis with plain numbers (20, 50, 100), always several, never 2x10^1."""
+    """Label a log axis with plain numbers (20, 50, 100), always several, never 2x10^1.
+
+    On a y axis that scales itself, the lower end moves down to the next labelled tick when the lowest
+    values would otherwise have no number near them. Call it again after adding lines."""
     from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
     target = ax.yaxis if axis == "y" else ax.xaxis
@@ -24,6 +27,12 @@ def plain_log_ticks(ax, axis="y"):
         target.set_minor_locator(NullLocator())
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())
+    ticks = [t for t in target.get_major_locator().tick_values(low, high) if t > 0]
+    below, inside = [t for t in ticks if t <= low * (1 + 1e-9)], [t for t in ticks if low <= t <= high]
+    bare_bottom = not inside or min(inside) > 1.25 * low  # the lowest values would have no number near them
+    if axis == "y" and below and bare_bottom and high / low < 1e4 and ax.get_autoscaley_on():
+        limits = (max(below), high)[::-1 if ax.yaxis.get_inverted() else 1]
+        ax.set_ylim(*limits, auto=None)  # auto=None: lines added later still rescale the axis
 
 
 def plot_perplexity(histories, ax=None, title="Perplexity per epoch", logy=True, baseline=None):

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from mxnet import autograd, init, nd
-from mxnet.gluon import loss as gloss
 
 from .cells import CELLS
 from .cells.batched import BatchedModel
@@ -261,6 +260,40 @@ class KeepBest(Hook):
             a[:] = kept
 
 
+class LRSchedule(Hook):
+    """Sets the optimiser's learning rate after every minibatch for the next: a linear warm-up over `warmup`
+    minibatches, then constant, or a cosine decay to `floor` x lr at `total` minibatches."""
+
+    def __init__(self, optimizer, lr, *, kind="constant", warmup=0, total=None, floor=0.1):
+        if kind not in ("constant", "cosine"):
+            raise ValueError(f"kind must be 'constant' or 'cosine', not {kind!r}")
+        if kind == "cosine" and not total:
+            raise ValueError("a cosine schedule needs the total number of minibatches")
+        self.optimizer, self.lr, self.kind, self.warmup, self.total, self.floor = optimizer, lr, kind, warmup, total, floor
+
+    def rate(self, step):
+        """The learning rate of minibatch step + 1 (steps counted from the start of training)."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        if self.kind == "constant":
+            return self.lr
+        done = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return self.lr * (self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * done)))
+
+    def start(self, step):
+        """Set the rate for the first minibatch of a run that has already trained `step` minibatches."""
+        self.optimizer.lr = self.rate(step)
+
+    def on_batch(self, progress):
+        self.optimizer.lr = self.rate((progress.epoch - 1) * progress.batches + progress.batch)
+        return False
+
+
+def cross_entropy(logits, y):
+    """Softmax cross-entropy of each row of logits (rows, vocab) against its target index in y (rows,)."""
+    return -nd.pick(nd.log_softmax(logits), y)  # (rows,); legacy nd operators, whatever npx.set_np says
+
+
 def train_epoch(model, corpus_indices, optimizer, options, *, ctx, rng=None, start_batch=0, progress=None,
                 on_batch=None):
     """Train for one epoch and return its training perplexity.
@@ -269,7 +302,6 @@ def train_epoch(model, corpus_indices, optimizer, options, *, ctx, rng=None, sta
     the minibatches a resumed run already trained on; on_batch(progress) runs after each minibatch and
     may return True to end the epoch there.
     """
-    loss = gloss.SoftmaxCrossEntropyLoss()
     params, meter, state = model.param_arrays(), LossMeter(options.lag), None
     progress = Progress() if progress is None else progress
     progress.meter = meter
@@ -290,7 +322,7 @@ def train_epoch(model, corpus_indices, optimizer, options, *, ctx, rng=None, sta
             with autograd.record():
                 logits, state = model(X, state)  # logits: (num_steps * batch, vocab), time-major
                 y = Y.T.reshape((-1,))           # (num_steps * batch,), time-major too
-                l = loss(logits, y).mean()
+                l = cross_entropy(logits, y).mean()
             l.backward()
         grad_clipping(params, options.clipping_theta, ctx)
         optimizer.step()
@@ -316,20 +348,20 @@ def evaluate_perplexity(model, corpus_indices, *, ctx, num_steps=35, batch_size=
         raise ValueError("scoring a text needs at least 2 tokens: one to read and one to predict")
     streams = max(1, min(batch_size, targets // MIN_STREAM))
     length = -(-targets // streams)                                   # targets per stream, rounded up
-    padded = np.zeros(streams * length + 1, dtype=np.int64)
+    padded = np.zeros(streams * length + 1, dtype=np.int32)
     padded[:targets + 1] = indices
-    X = nd.array(padded[:-1].reshape(streams, length), ctx=ctx)      # (streams, length)
-    Y = nd.array(padded[1:].reshape(streams, length), ctx=ctx)       # (streams, length)
+    X = padded[:-1].reshape(streams, length)                          # (streams, length), views
+    Y = padded[1:].reshape(streams, length)
     valid = (np.arange(streams * length) < targets).reshape(streams, length)
-    loss = gloss.SoftmaxCrossEntropyLoss()
     state, meter = model.begin_state(batch_size=streams, ctx=ctx), LossMeter(check=False)  # report, not stop
     for t in range(0, length, num_steps):
         count = int(valid[:, t:t + num_steps].sum())
         if count == 0:
             break  # only padding is left
-        mask = nd.array(valid[:, t:t + num_steps].T.reshape(-1), ctx=ctx)  # (steps * streams,), time-major
-        logits, state = model(X[:, t:t + num_steps], state)                # (steps * streams, vocab)
-        token_loss = loss(logits, Y[:, t:t + num_steps].T.reshape((-1,)))  # (steps * streams,)
+        window = slice(t, t + num_steps)
+        mask = nd.array(valid[:, window].T.reshape(-1), ctx=ctx)                   # (steps * streams,)
+        logits, state = model(nd.array(X[:, window], ctx=ctx), state)              # (steps * streams, vocab)
+        token_loss = cross_entropy(logits, nd.array(Y[:, window].T.reshape(-1), ctx=ctx))  # (steps * streams,)
         meter.add((token_loss * mask).sum() / count, count)
     return perplexity(meter.mean())  # the mean over all the text: inf if it overflows, nan if it is nan
 

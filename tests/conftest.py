@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny inline text, the course corpora from ../shared/data, an isolated cache, a local web server.
+"""Shared fixtures: tiny inline text, the course corpora from ../shared/data, an isolated cache, a local
+web server.
 
 Plain shared names (paths, contexts, the lecture's notebook cell, random weights) are in helpers.py;
 ROOT, SHARED_DATA and TINY_TEXT are importable from here too.
@@ -77,7 +78,7 @@ def http_server(tmp_path):
     root.mkdir()
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     yield root, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()

@@ -8,11 +8,12 @@ import contextlib
 import sys
 from pathlib import Path
 
+import d2lrnn  # before MXNet: on Python 3.12 it restores numpy.bool first
+
+# isort: split
 import mxnet as mx
 import numpy as np
 from mxnet import nd
-
-import d2lrnn
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"  # the course's corpora on these machines (D2LRNN_DATA_DIR)
@@ -114,7 +115,8 @@ def numpy_arrays(arrays):
 # Where MXNet itself puts arrays on cpu(0), whatever context it was asked for, and then copies the
 # result where it belongs: the buffers of an autograd.Function's backward (a quirk of MXNet's CPU
 # engine, which a GPU does not share), Gluon's parameter initialisation and nd.load.
-MXNET_STAGING = {("backward_entry", "autograd.py"), ("_finish_deferred_init", "parameter.py"), ("load", "utils.py")}
+MXNET_STAGING = {("backward_entry", "autograd.py"), ("_finish_deferred_init", "parameter.py"),
+                 ("load", "utils.py")}
 
 
 def _mxnet_staging():

@@ -18,12 +18,13 @@ import time
 import mxnet as mx
 import numpy as np
 import pytest
-from clitools import TINY, Run, fails, finite, leftovers, not_trained, q, snapshot
-from conftest import TINY_TEXT
 
 import d2lrnn
 from d2lrnn.checkpoint import CheckpointError, load_checkpoint
 from d2lrnn.cli import main
+
+from clitools import TINY, Run, fails, finite, leftovers, not_trained, q, snapshot
+from conftest import TINY_TEXT
 
 DIVERGED = 1
 BOOK = TINY_TEXT * 3  # 2,316 characters

@@ -9,7 +9,8 @@ from mxnet.gluon import rnn as grnn
 
 import d2lrnn
 from d2lrnn.cells import CELLS
-from helpers import CPU, OTHER_CPU, arrays_created_off, assert_all_on, randomize, random_tokens
+
+from helpers import CPU, OTHER_CPU, arrays_created_off, assert_all_on, random_tokens, randomize
 from helpers import rnn as lecture_rnn
 
 V, HID, BATCH, STEPS = 6, 5, 3, 4
@@ -40,7 +41,7 @@ def test_params_have_the_lectures_shapes_initialisation_and_gradients(cell):
         if p.ndim == 1:
             assert (values == 0).all(), f"bias {i} not zero"
         else:  # N(0, 0.01)
-            assert 0.009 < values.std() < 0.011 and abs(values.mean()) < 0.002, (i, values.std(), values.mean())
+            assert 0.009 < values.std() < 0.011 and abs(values.mean()) < 0.002, (i, values.std())
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -133,7 +134,7 @@ def _gluon_blocks(arrays, order):
 
 
 def _gluon_layer(cell, params):
-    """A fused Gluon layer holding the cell's weights; its hidden-side bias is zero (the lecture has one bias)."""
+    """A fused Gluon layer holding the cell's weights; its hidden-side bias is zero (the lecture has one)."""
     layer_class, order = GLUON[cell]
     layer = layer_class(HID, input_size=V, **({"activation": "tanh"} if cell == "rnn" else {}))
     layer.initialize()
@@ -161,17 +162,18 @@ def test_each_cell_equals_gluons_fused_layer(cell):
     loss.backward()
     W_hq, b_q = params[-2].copy(), params[-1].copy()  # copies: the second loss must not touch params' grads
     with autograd.record():
-        H_seq, gluon_state = layer(nd.stack(*inputs), [s.expand_dims(0) for s in state])  # (steps, batch, hidden)
+        H_seq, gluon_state = layer(nd.stack(*inputs), [s.expand_dims(0) for s in state])  # (steps, batch, n)
         gluon_loss = ((nd.dot(H_seq, W_hq) + b_q) * G).sum()
     gluon_loss.backward()
     for t, y in enumerate(outputs):
-        np.testing.assert_allclose(y.asnumpy(), (nd.dot(H_seq[t], W_hq) + b_q).asnumpy(), rtol=1e-5, atol=1e-5)
+        expected = nd.dot(H_seq[t], W_hq) + b_q
+        np.testing.assert_allclose(y.asnumpy(), expected.asnumpy(), rtol=1e-5, atol=1e-5)
     for s, g in zip(new_state, gluon_state):
         np.testing.assert_allclose(s.asnumpy(), g[0].asnumpy(), rtol=1e-5, atol=1e-5)
     for name, expected in zip(("i2h_weight", "h2h_weight", "i2h_bias"),
                               _gluon_blocks([p.grad for p in params], GLUON[cell][1])):
-        np.testing.assert_allclose(getattr(layer, f"l0_{name}").grad().asnumpy(), expected, rtol=1e-4, atol=1e-5,
-                                   err_msg=name)
+        got = getattr(layer, f"l0_{name}").grad().asnumpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 def _gru_2014(inputs, state, params):

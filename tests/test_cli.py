@@ -8,12 +8,13 @@ import subprocess
 import sys
 
 import pytest
-from clitools import TINY, fails, q
-from conftest import TINY_TEXT
 
 from d2lrnn import registry, training
 from d2lrnn.__main__ import wanted_threads
 from d2lrnn.cli import build_parser, main
+
+from clitools import TINY, fails, q
+from conftest import TINY_TEXT
 
 FAST = ["--epochs", "2", *TINY]
 

@@ -17,7 +17,8 @@ nbformat = pytest.importorskip("nbformat")
 
 from d2lrnn import colab  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT  # noqa: E402
+
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 IDS = [p.stem for p in NOTEBOOKS]
 
@@ -26,15 +27,18 @@ def read(path):
     return nbformat.read(str(path), as_version=4)
 
 
-def test_urls_come_from_repo_url():
+def test_the_links_and_the_install_line_are_the_published_ones():
+    """Written out in full: what a student clicks and what pip installs on Colab."""
     path = "notebooks/02_text_to_onehot.ipynb"
-    assert colab.REPO_URL == "https://github.com/d2lrnn/d2lrnn"
-    assert colab.colab_url(path) == (
-        "https://colab.research.google.com/github/d2lrnn/d2lrnn/blob/" + colab.BRANCH + "/" + path)
-    assert colab.colab_url(path) in colab.badge_markdown(path)
-    assert colab.package_spec() == f"git+{colab.REPO_URL}@{colab.BRANCH}"
-    assert colab.package_spec() in colab.setup_cell_source()
-    assert "/local/src" in colab.setup_cell_source("/local/src")
+    url = "https://colab.research.google.com/github/d2lrnn/d2lrnn/blob/main/notebooks/02_text_to_onehot.ipynb"
+    assert colab.colab_url(path) == url
+    assert colab.badge_markdown(path) == (
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})")
+    assert colab.package_spec() == "d2lrnn[compress] @ git+https://github.com/d2lrnn/d2lrnn@main"
+    install = 'pip_install("d2lrnn[compress] @ git+https://github.com/d2lrnn/d2lrnn@main")'
+    assert install in colab.setup_cell_source()
+    source = colab.setup_cell_source("/local/src")  # the rehearsal installs this checkout instead
+    assert 'pip_install("/local/src[compress]")' in source and "git+" not in source
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -113,7 +117,8 @@ def test_colab_rehearsal(tmp_path):
         pytest.skip("no Python 3.12 interpreter found (set D2LRNN_PYTHON312 or install it with pyenv)")
     import d2lrnn
 
-    env = dict(os.environ, D2LRNN_DATA_DIR=str(d2lrnn.get_corpus_path().parent), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env = dict(os.environ, D2LRNN_DATA_DIR=str(d2lrnn.get_corpus_path().parent),
+               PIP_DISABLE_PIP_VERSION_CHECK="1")
     env.pop("PYTHONPATH", None)
     venv = tmp_path / "colab"
     code, log = run([python, "-m", "venv", str(venv)])

@@ -1,11 +1,9 @@
 """Data: corpus lookup and download, vocabulary, iterators, one-hot."""
-import functools
-import http.server
 import os
+import random
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import mxnet as mx
 import numpy as np
@@ -13,10 +11,7 @@ import pytest
 
 import d2lrnn
 from d2lrnn import data
-from d2lrnn.utils import file_digest
-
-
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+from d2lrnn.utils import file_digest, quoted
 
 
 def test_time_machine_matches_the_lecture(corpus_dir):
@@ -29,6 +24,7 @@ def test_time_machine_matches_the_lecture(corpus_dir):
     assert idx_to_char == sorted(idx_to_char)
 
 
+@pytest.mark.slow  # three fresh interpreters
 def test_vocabulary_does_not_depend_on_hash_seed(corpus_dir):
     code = "import d2lrnn; print(d2lrnn.load_data_time_machine()[2])"
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -62,7 +58,7 @@ def test_vectorised_vocabulary_equals_the_definition():
     rng = np.random.default_rng(0)
     alphabet = list("abc XYZ\n\t.,;é中文ждё🙂\u00a0") + [chr(0x10FFFF)]
     text = "".join(rng.choice(alphabet, size=5000))
-    corpus, char_to_idx, idx_to_char, v = d2lrnn.corpus_from_text(text, num_chars=None, preprocess_style="raw")
+    corpus, char_to_idx, idx_to_char, v = d2lrnn.corpus_from_text(text, None, preprocess_style="raw")
     assert idx_to_char == sorted(set(text)) and v == len(set(text))
     assert corpus.tolist() == [char_to_idx[c] for c in text]
     indices, missing = data.encode("aé?🙂?", char_to_idx)
@@ -78,13 +74,11 @@ def test_preprocessing_choices():
         data.preprocess(text, "stemmed")
 
 
-def test_tiny_shakespeare_raw_and_letters():
-    folder = SHARED / "tinyshakespeare.txt"
-    if not folder.is_file():
-        pytest.skip("../shared/data/tinyshakespeare.txt is absent")
-    corpus, _, idx_to_char, v = d2lrnn.load_data_tiny_shakespeare(data_dir=SHARED)
+def test_tiny_shakespeare_raw_and_letters(shakespeare):
+    corpus, _, idx_to_char, v = d2lrnn.load_data_tiny_shakespeare(data_dir=shakespeare.parent)
     assert len(corpus) == 1115394 and v == 65 and "\n" in idx_to_char and "A" in idx_to_char
-    corpus, _, idx_to_char, v = d2lrnn.load_data_tiny_shakespeare(data_dir=SHARED, preprocess_style="letters")
+    corpus, _, idx_to_char, v = d2lrnn.load_data_tiny_shakespeare(data_dir=shakespeare.parent,
+                                                                  preprocess_style="letters")
     assert v == 27 and "".join(idx_to_char) == " abcdefghijklmnopqrstuvwxyz"
 
 
@@ -109,15 +103,45 @@ def test_empty_text_and_bad_token_are_errors():
         d2lrnn.corpus_from_text("abc", token="byte")
 
 
-@pytest.mark.parametrize("content, message", [(None, "not found"), ("", "empty"), (b"\xff\xfe", "not UTF-8")])
-def test_read_text_errors(tmp_path, content, message):
-    path = tmp_path / "t.txt"
-    if isinstance(content, bytes):
+@pytest.mark.parametrize("content, message", [(None, "not found"), ("", "empty"), (b"\xff\xfe", "not UTF-8"),
+                                              ("\ufeff \n", "empty"), ("folder", "is a folder")])
+def test_read_text_errors_quote_the_path(tmp_path, content, message):
+    path = tmp_path / "a\nname.txt"  # a newline in the name: the message stays one line
+    if content == "folder":
+        path.mkdir()
+    elif isinstance(content, bytes):
         path.write_bytes(content)
     elif content is not None:
-        path.write_text(content)
-    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(data.DataError, match=message) as err:
         data.read_text(path)
+    assert quoted(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_read_text_drops_a_byte_order_mark_and_reads_a_pipe(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeffThe Time Machine\n".encode("utf-8"))
+    assert data.read_text(path) == "The Time Machine\n"
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text("from a pipe, \u00e9", encoding="utf-8"))
+    writer.start()
+    assert data.read_text(fifo) == "from a pipe, \u00e9"
+    writer.join()
+
+
+def test_random_iterator_shuffles_with_the_generator_it_is_given():
+    corpus = list(range(200))
+
+    def starts(**kw):
+        return [int(x) for X, _ in d2lrnn.data_iter_random(corpus, 3, 5, **kw) for x in X[:, 0].asnumpy()]
+
+    state = random.getstate()
+    first = starts(rng=random.Random(4))
+    assert random.getstate() == state
+    assert starts(rng=random.Random(4)) == first != starts(rng=random.Random(5))
+    random.seed(4)  # without one, Python's global generator shuffles, as in the lecture
+    assert starts() == first and random.getstate() != state
 
 
 def test_random_iterator_windows_are_shifted_and_disjoint():
@@ -156,27 +180,6 @@ def test_to_onehot_shapes_and_values():
 
 # --- finding and downloading the corpus -------------------------------------------------------
 
-@pytest.fixture
-def no_local_copies(tmp_path, monkeypatch):
-    """No corpus in the environment variable's folder or the repository's data/."""
-    monkeypatch.delenv("D2LRNN_DATA_DIR", raising=False)
-    monkeypatch.setattr(data, "REPO_DATA_DIR", tmp_path / "repo-data")
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    """Serve files from a temporary folder on 127.0.0.1; yields (folder, base URL)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
 def test_lookup_order_argument_then_environment(corpus_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("D2LRNN_DATA_DIR", str(corpus_dir))
     assert data.get_corpus_path() == corpus_dir / "timemachine.txt"
@@ -187,10 +190,12 @@ def test_lookup_order_argument_then_environment(corpus_dir, tmp_path, monkeypatc
         data.get_corpus_path(bad)
 
 
-def test_a_corrupt_local_copy_is_refused(no_local_copies, tmp_path):
-    (tmp_path / "timemachine.txt").write_text("tampered")
-    with pytest.raises(data.DataError, match=f"expected {data.DATA_SHA1}"):
+def test_a_corrupt_local_copy_is_refused_and_left_alone(no_local_copies, tmp_path):
+    (tmp_path / "timemachine.txt").write_bytes(b"\x00" * 100)
+    with pytest.raises(data.DataError, match=f"expected {data.DATA_SHA1}") as err:
         d2lrnn.load_data_time_machine(data_dir=tmp_path)
+    assert quoted(tmp_path / "timemachine.txt") in str(err.value) and "Delete it" in str(err.value)
+    assert (tmp_path / "timemachine.txt").read_bytes() == b"\x00" * 100
 
 
 def test_download_verifies_and_caches(corpus_dir, no_local_copies, http_server):
@@ -203,20 +208,30 @@ def test_download_verifies_and_caches(corpus_dir, no_local_copies, http_server):
     assert d2lrnn.load_data_time_machine()[3] == 43
 
 
-def test_download_with_wrong_checksum_is_refused_and_not_kept(no_local_copies, http_server):
+def test_download_with_wrong_checksum_is_refused_and_not_kept(tmp_path, no_local_copies, http_server):
     root, base = http_server
-    (root / "timemachine.txt").write_text("an impostor")
-    with pytest.raises(data.DataError, match="checksum"):
-        data.get_corpus_path(url=f"{base}/timemachine.txt")
-    assert not (data.cache_dir() / "timemachine.txt").exists()
+    (root / "timemachine.txt").write_text("this is not the book you are looking for\n" * 50)
+    with pytest.raises(data.DataError, match="checksum") as err:
+        data.get_corpus_path(data_dir=tmp_path / "data", url=f"{base}/timemachine.txt")
+    assert f"{base}/timemachine.txt" in str(err.value) and data.DATA_SHA1 in str(err.value)
+    assert not (tmp_path / "data").exists() and list(data.cache_dir().rglob("*")) == []
 
 
-def test_offline_error_says_what_to_do(no_local_copies, http_server):
-    _, base = http_server
+@pytest.mark.parametrize("where", ["missing file", "nothing listening"])
+def test_offline_error_says_what_to_do(no_local_copies, http_server, where):
+    root, base = http_server
+    url = f"{base}/missing.txt"
+    if where == "nothing listening":
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{s.getsockname()[1]}/tm.txt"  # closed again: nothing listens there
     with pytest.raises(data.DataError) as err:
-        data.get_corpus_path(url=f"{base}/missing.txt")
+        data.get_corpus_path(url=url)
     msg = str(err.value)
-    assert f"{base}/missing.txt" in msg and data.DATA_SHA1 in msg and "D2LRNN_DATA_DIR" in msg
+    assert url in msg and data.DATA_SHA1 in msg and "D2LRNN_DATA_DIR" in msg and "\n" not in msg
+    assert list(data.cache_dir().rglob("*")) == []
 
 
 def test_held_out_text_maps_onto_the_training_vocabulary():
@@ -227,11 +242,9 @@ def test_held_out_text_maps_onto_the_training_vocabulary():
     assert [i2w[i] for i in data.encode_text("The bird", w2i, "word")] == ["the", "<unk>"]
 
 
-def test_tiny_shakespeare_downloads_with_its_checksum(no_local_copies, http_server):
-    if not (SHARED / "tinyshakespeare.txt").is_file():
-        pytest.skip("../shared/data/tinyshakespeare.txt is absent")
+def test_tiny_shakespeare_downloads_with_its_checksum(no_local_copies, http_server, shakespeare):
     root, base = http_server
-    (root / "input.txt").write_bytes((SHARED / "tinyshakespeare.txt").read_bytes())
+    (root / "input.txt").write_bytes(shakespeare.read_bytes())
     path = data.get_corpus_path(url=f"{base}/input.txt", corpus="tinyshakespeare")
     assert path == data.cache_dir() / "tinyshakespeare.txt"
     (root / "input.txt").write_text("First Citizen: a forgery")
@@ -240,3 +253,26 @@ def test_tiny_shakespeare_downloads_with_its_checksum(no_local_copies, http_serv
         data.get_corpus_path(url=f"{base}/input.txt", corpus="tinyshakespeare")
     with pytest.raises(data.DataError, match="unknown corpus 'tinystories'"):
         data.get_corpus_path(corpus="tinystories")
+
+
+def test_load_split_takes_the_vocabulary_from_the_training_part(tmp_path):
+    path = tmp_path / "book.txt"
+    path.write_text("abcabcabcab\nXYZa", encoding="utf-8")
+    source = data.TextSource(text=str(path), preprocess="raw", val_chars=5)
+    split = data.load_split(source)
+    assert split.idx_to_char == list("abc") and len(split.corpus) == len("abcabcabcab")
+    assert split.val.tolist() == [0] and split.skipped == {"\n": 1, "X": 1, "Y": 1, "Z": 1}
+    assert source.part("train") + source.part("val") == "abcabcabcab\nXYZa"
+    assert data.load_split(data.TextSource(text=str(path))).val is None  # nothing held out
+
+
+def test_default_prefixes_come_from_the_text_unless_given(tmp_path):
+    path = tmp_path / "book.txt"
+    path.write_text("Call me Ishmael. Some years ago", encoding="utf-8")
+    own = data.TextSource(text=str(path))                      # the lecture's preprocessing: lower case
+    split = data.load_split(own)
+    assert data.default_prefixes(own, split) == ("call",)   # the training text's first word
+    assert data.default_prefixes(own, split, ["Some Years"]) == ("some years",)  # preprocessed like the text
+    raw = data.TextSource(text=str(path), preprocess="raw")
+    assert data.default_prefixes(raw, data.load_split(raw)) == ("Call",)
+    assert data.default_prefixes(data.TextSource(), split) == ("traveller", "time traveller")  # the lecture's

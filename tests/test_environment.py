@@ -1,14 +1,15 @@
 """Install contract: environment.yml agrees with pyproject, MXNet imports, d2l sits beside d2lrnn."""
+import importlib.metadata
 import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
 
 
 def _pyproject():
@@ -37,19 +38,40 @@ def test_environment_yml_pins_satisfy_pyproject():
             continue
         if req.name in pins:
             version = str(next(iter(pins[req.name].specifier)).version)
-            assert req.specifier.contains(version), f"environment.yml pins {req.name}=={version}, pyproject wants {req}"
+            assert req.specifier.contains(version), f"environment.yml: {version}, pyproject: {req}"
             checked.append(req.name)
     assert {"mxnet", "numpy"} <= set(checked)
-    assert f"{python}.0" in __import__("packaging.specifiers").specifiers.SpecifierSet(project["requires-python"])
+    assert f"{python}.0" in SpecifierSet(project["requires-python"])
     assert "-e ." in yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"][-1]["pip"]
 
 
+def _d2l_pins():
+    """{name: pinned version} from the installed d2l's own metadata (skip the test without d2l)."""
+    try:
+        requires = importlib.metadata.requires("d2l") or []
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("d2l not installed (pip install --no-deps d2l==1.0.3)")
+    return {r.name: str(next(iter(r.specifier)).version) for r in map(Requirement, requires) if r.specifier}
+
+
 def test_d2l_pins_agree_with_ours():
-    """d2l 1.0.3 pins numpy 1.23.5: that must satisfy our numpy range on the conda Python."""
-    _, pins = _conda_pins()
-    assert str(next(iter(pins["numpy"].specifier)).version) == "1.23.5"
+    """d2l 1.0.3 (the book's package, installed beside ours) pins exact versions: environment.yml must
+    pin the same ones, and those must satisfy pyproject's ranges on the conda Python."""
+    d2l = _d2l_pins()
+    assert importlib.metadata.version("d2l") == "1.0.3" and d2l["numpy"] == "1.23.5"
+    python, pins = _conda_pins()
+    marker_env = {"python_version": python, "python_full_version": python + ".0"}
+    ours = {r.name: r for r in map(Requirement, _pyproject()["project"]["dependencies"])
+            if not r.marker or r.marker.evaluate(marker_env)}
+    shared = sorted(set(d2l) & set(pins))
+    assert {"numpy", "matplotlib", "jupyter"} <= set(shared), shared
+    for name in shared:
+        assert str(next(iter(pins[name].specifier)).version) == d2l[name], f"environment.yml: {pins[name]}"
+        if name in ours:
+            assert ours[name].specifier.contains(d2l[name]), f"d2l: {d2l[name]}, pyproject: {ours[name]}"
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_plain_import_mxnet_works_without_d2lrnn():
     import numpy
 
@@ -58,7 +80,9 @@ def test_plain_import_mxnet_works_without_d2lrnn():
     subprocess.run([sys.executable, "-c", "import mxnet; mxnet.nd.ones(2).asnumpy()"], check=True)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("d2l") is None, reason="d2l not installed (pip install --no-deps d2l==1.0.3)")
+@pytest.mark.slow  # a fresh interpreter that trains
+@pytest.mark.skipif(importlib.util.find_spec("d2l") is None,
+                    reason="d2l not installed (pip install --no-deps d2l==1.0.3)")
 def test_d2l_and_d2lrnn_import_side_by_side():
     code = ("import d2l, d2lrnn\n"
             "try:\n    from d2l import mxnet as book\nexcept ImportError as e:\n    print('partial', e)\n"

@@ -8,7 +8,7 @@ from mxnet.gluon import rnn as grnn
 import d2lrnn
 from d2lrnn.generation import generate
 
-CPU = mx.cpu()
+from helpers import CPU, random_model
 
 
 @pytest.fixture
@@ -42,9 +42,7 @@ def test_reading_the_prefix_at_once_equals_one_token_at_a_time(tiny, name):
     """generate reads the whole prefix in one call; the state and next scores must be those of the
     lecture's token-by-token warm-up."""
     corpus, char_to_idx, idx_to_char, vocab = tiny
-    model = d2lrnn.build_model(name, vocab_size=vocab, num_hiddens=12, ctx=CPU)
-    for p in model.param_arrays():
-        p[:] = nd.array(np.random.RandomState(0).normal(scale=0.5, size=p.shape))
+    model = random_model(name, vocab_size=vocab, num_hiddens=12)
     tokens = [char_to_idx[c] for c in "the time"]
     logits, state = model(nd.array([tokens]), model.begin_state(batch_size=1, ctx=CPU))
     step_state = model.begin_state(batch_size=1, ctx=CPU)
@@ -78,8 +76,8 @@ def test_gluon_predict_and_unknown_characters(tiny):
 
 
 def test_word_level_generation_joins_words():
-    corpus, w2i, i2w, vocab = d2lrnn.corpus_from_text("the time traveller said the time was late " * 3 + "once",
-                                                      token="word")
+    text = "the time traveller said the time was late " * 3 + "once"
+    corpus, w2i, i2w, vocab = d2lrnn.corpus_from_text(text, token="word")
     model = d2lrnn.build_model("rnn", vocab_size=vocab, num_hiddens=8, ctx=CPU)
     words = generate(model, "the unseen", 3, ctx=CPU, idx_to_char=i2w, char_to_idx=w2i).split(" ")
     assert words[:2] == ["the", "<unk>"] and len(words) == 5

@@ -1,33 +1,27 @@
 """Gradients through time: autograd against finite differences, and exact exploding/vanishing cases."""
 import numpy as np
 import pytest
-
-import d2lrnn  # noqa: F401  (numpy shim before MXNet)
-import mxnet as mx
 from mxnet import autograd, nd
 from mxnet.gluon import loss as gloss
 
-from d2lrnn.data import to_onehot
-from d2lrnn.gated import get_lstm_params, init_lstm_state, lstm
+import d2lrnn
+from d2lrnn import get_lstm_params, get_params, init_lstm_state, init_rnn_state, lstm, rnn, to_onehot
+from d2lrnn.cells import CELLS
 from d2lrnn.gradients import param_grad_norms, state_grad_norms
-from d2lrnn.model import ScratchModel, get_params, init_rnn_state, rnn
-from d2lrnn.registry import scratch_functions
+
+from helpers import CPU, OTHER_CPU, arrays_created_off, assert_all_on, randomize
 
 V, HID = 4, 3
 SEQ = [0, 2, 1, 3, 3, 0, 1]  # 6 inputs, the loss is on the 7th token
-CPU = mx.cpu()
-MODELS = [tuple(scratch_functions(name)[i] for i in (1, 2, 0)) for name in ("rnn", "gru", "lstm")]  # (get, init, cell)
+MODELS = [(c.get_params, c.init_state, c.step) for c in CELLS.values()]  # (get, init, cell)
 
 
 def _model(cell, init, params, ctx=CPU):
-    return ScratchModel(cell, None, init, vocab_size=V, num_hiddens=HID, ctx=ctx, params=params)
+    return d2lrnn.ScratchModel(cell, None, init, vocab_size=V, num_hiddens=HID, ctx=ctx, params=params)
 
 
 def _random_params(get, scale=0.8):
-    params = get(V, HID, CPU)
-    for p in params:
-        p[:] = nd.array(np.random.normal(scale=scale, size=p.shape))
-    return params
+    return randomize(get(V, HID, CPU), scale=scale)
 
 
 def _last_loss64(model, params64, state64, seq):
@@ -148,12 +142,12 @@ def test_bad_lengths_are_value_errors():
 
 @pytest.mark.parametrize("get, init, model", MODELS)
 def test_runs_on_the_given_context(get, init, model):
-    ctx = mx.cpu(1)
-    params = get(V, HID, ctx)
-    norms = state_grad_norms(_model(model, init, params, ctx), SEQ, ctx=ctx, clip_theta=1.0)
-    assert norms.shape == (len(SEQ) - 1,) and np.isfinite(norms).all()
-    assert param_grad_norms(_model(model, init, params, ctx), SEQ, [2], ctx=ctx).shape == (1,)
-    assert all(p.context == ctx and p.grad.context == ctx for p in params)
+    params = get(V, HID, OTHER_CPU)
+    with arrays_created_off(OTHER_CPU) as strays:
+        norms = state_grad_norms(_model(model, init, params, OTHER_CPU), SEQ, ctx=OTHER_CPU, clip_theta=1.0)
+        assert param_grad_norms(_model(model, init, params, OTHER_CPU), SEQ, [2], ctx=OTHER_CPU).shape == (1,)
+    assert norms.shape == (len(SEQ) - 1,) and np.isfinite(norms).all() and strays == []
+    assert_all_on(OTHER_CPU, params + [p.grad for p in params])
 
 
 def test_a_fused_layer_holding_the_scratch_weights_gives_the_same_state_norms():
@@ -161,19 +155,19 @@ def test_a_fused_layer_holding_the_scratch_weights_gives_the_same_state_norms():
     params = _random_params(get_params)
     W_xh, W_hh, b_h, W_hq, b_q = params
     fused = d2lrnn.build_model("gluon-rnn", vocab_size=V, num_hiddens=HID, ctx=CPU)
-    flat = nd.concat(W_xh.T.reshape(-1), W_hh.T.reshape(-1), b_h, nd.zeros_like(b_h), dim=0)  # the operator's order
+    # the operator's order: i2h weights, h2h weights, i2h bias, h2h bias
+    flat = nd.concat(W_xh.T.reshape(-1), W_hh.T.reshape(-1), b_h, nd.zeros_like(b_h), dim=0)
     for dst, src in zip(fused.param_arrays(), [flat, W_hq.T, b_q]):
         dst[:] = src
+    scratch = _model(rnn, init_rnn_state, params)
     np.testing.assert_allclose(state_grad_norms(fused, SEQ, ctx=CPU, clip_theta=0.5),
-                               state_grad_norms(_model(rnn, init_rnn_state, params), SEQ, ctx=CPU, clip_theta=0.5),
-                               rtol=1e-4)
+                               state_grad_norms(scratch, SEQ, ctx=CPU, clip_theta=0.5), rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["gluon-gru", "gluon-lstm"])
 def test_fused_gated_models_have_gradients_through_time(name):
     model = d2lrnn.build_model(name, vocab_size=V, num_hiddens=HID, ctx=CPU)
-    for p in model.param_arrays():
-        p[:] = nd.array(np.random.normal(scale=0.8, size=p.shape))
+    randomize(model.param_arrays(), scale=0.8)
     norms = state_grad_norms(model, SEQ, ctx=CPU)
     assert norms.shape == (len(SEQ) - 1,) and np.isfinite(norms).all() and norms.min() > 0
     assert param_grad_norms(model, SEQ, [2, 5], ctx=CPU).min() > 0

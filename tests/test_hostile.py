@@ -15,13 +15,26 @@ import time
 
 import mxnet as mx
 import pytest
-from clitools import FAILED, HUNG_UP, INTERRUPTED, TERMINATED, TINY, Run, fails, finite, leftovers, not_trained, \
-    q, snapshot
-from conftest import TINY_TEXT
 
 from d2lrnn import checkpoint, runfolder
 from d2lrnn.checkpoint import load_checkpoint
 from d2lrnn.cli import main
+
+from clitools import (
+    FAILED,
+    HUNG_UP,
+    INTERRUPTED,
+    TERMINATED,
+    TINY,
+    Run,
+    fails,
+    finite,
+    leftovers,
+    not_trained,
+    q,
+    snapshot,
+)
+from conftest import TINY_TEXT
 
 BOOK = TINY_TEXT * 3  # 2,316 characters
 HELD = ["--val-chars", "200"]

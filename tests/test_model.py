@@ -11,9 +11,19 @@ from d2lrnn import training, utils
 from d2lrnn.cells import batched
 from d2lrnn.model import FusedLayer, call_get_params
 from d2lrnn.training import TrainOptions
-from helpers import CPU, OTHER_CPU, arrays_created_off, assert_all_on, notebook_get_params, randomize, random_tokens
+
+from helpers import (
+    CPU,
+    OTHER_CPU,
+    arrays_created_off,
+    assert_all_on,
+    notebook_get_params,
+    random_tokens,
+    randomize,
+)
 
 V, HID, BATCH, STEPS = 7, 5, 3, 6
+QUIET = {"log": lambda *a: None}
 
 
 def test_every_model_has_the_same_interface_and_time_major_logits(tiny):
@@ -32,7 +42,8 @@ def test_every_model_has_the_same_interface_and_time_major_logits(tiny):
 def test_get_params_may_be_the_lectures_closure_or_take_sizes():
     sized = call_get_params(d2lrnn.get_params, V, HID, CPU)
     closure = call_get_params(notebook_get_params(V, HID, CPU), V, HID, CPU)
-    assert [p.shape for p in sized] == [p.shape for p in closure] == [(V, HID), (HID, HID), (HID,), (HID, V), (V,)]
+    lecture_shapes = [(V, HID), (HID, HID), (HID,), (HID, V), (V,)]
+    assert [p.shape for p in sized] == [p.shape for p in closure] == lecture_shapes
 
 
 def _gluon_rnn_holding(params):
@@ -112,10 +123,9 @@ def _use_everything(model, tiny, folder, ctx):
     for is_random, optimizer in ((True, "adam"), (False, "sgd")):
         options = TrainOptions(num_epochs=1, num_steps=5, batch_size=2, lr=1.0, clipping_theta=0.1,
                                is_random_iter=is_random, optimizer=optimizer)
-        d2lrnn.train(model, corpus[:120], options, ctx=ctx, val_corpus=corpus[:60], preview=preview,
-                     log=lambda *a: None)
-    d2lrnn.generate(model, "the", 3, ctx=ctx, idx_to_char=idx_to_char, char_to_idx=char_to_idx, temperature=1.0,
-                    seed=0)
+        d2lrnn.train(model, corpus[:120], options, ctx=ctx, val_corpus=corpus[:60], preview=preview, **QUIET)
+    d2lrnn.generate(model, "the", 3, ctx=ctx, idx_to_char=idx_to_char, char_to_idx=char_to_idx,
+                    temperature=1.0, seed=0)
     d2lrnn.state_grad_norms(model, corpus[:6], ctx=ctx, clip_theta=1.0)
     d2lrnn.param_grad_norms(model, corpus[:6], [3], ctx=ctx)
     d2lrnn.save_checkpoint(folder, model, idx_to_char, optimizer=d2lrnn.Adam(model.param_arrays(), lr=0.1))
@@ -149,10 +159,17 @@ def test_the_context_check_fails_when_an_array_lands_on_cpu0(tiny, tmp_path, mon
     """The check above is not vacuous: plant an array on the default device and it fails, naming where."""
     if bug == "minibatches":  # the iterator forgets its ctx: the model's inputs land on cpu(0)
         consecutive = training.data_iter_consecutive
-        monkeypatch.setattr(training, "data_iter_consecutive", lambda corpus, b, s, ctx: consecutive(corpus, b, s))
+
+        def forgetful(corpus, batch_size, num_steps, ctx):
+            return consecutive(corpus, batch_size, num_steps)
+
+        monkeypatch.setattr(training, "data_iter_consecutive", forgetful)
         name, where = "rnn", "data.py"
     else:  # a helper inside the backward pass by hand: invisible from the model's inputs and outputs
-        monkeypatch.setattr(batched, "column_sums", lambda A: nd.dot(nd.ones((1, A.shape[0])), A).reshape((-1,)))
+        def column_sums(A, out=None):  # nd.ones on the default device
+            return nd.dot(nd.ones((1, A.shape[0])), A, out=None if out is None else out.reshape((1, -1)))
+
+        monkeypatch.setattr(batched, "column_sums", column_sums)
         name, where = "rnn-bptt", "test_model.py"
     with pytest.raises(AssertionError, match=rf"off cpu\(1\).*cpu\(0\).*{where}"):
         check_everything_stays_on(OTHER_CPU, name, tiny, tmp_path / "ckpt")
@@ -165,15 +182,11 @@ def test_the_lecture_loops_keep_every_array_on_the_given_context(tiny):
     model = d2lrnn.RNNModel(grnn.RNN(8), vocab)
     with arrays_created_off(OTHER_CPU) as strays:
         for is_random in (True, False):
-            d2lrnn.train_and_predict_rnn(
-                rnn=d2lrnn.rnn, get_params=notebook_get_params(vocab, 8, OTHER_CPU), init_rnn_state=d2lrnn.init_rnn_state,
-                num_hiddens=8, vocab_size=vocab, ctx=OTHER_CPU, corpus_indices=corpus, idx_to_char=idx_to_char,
-                char_to_idx=char_to_idx, is_random_iter=is_random, num_epochs=1, num_steps=5, lr=1.0,
-                clipping_theta=0.1, batch_size=2, pred_period=1, pred_len=3, prefixes=["the"], log=lambda *a: None)
-        d2lrnn.train_and_predict_rnn_gluon(
-            model=model, num_hiddens=8, vocab_size=vocab, ctx=OTHER_CPU, corpus_indices=corpus,
-            idx_to_char=idx_to_char, char_to_idx=char_to_idx, num_epochs=1, num_steps=5, lr=1.0, clipping_theta=0.1,
-            batch_size=2, pred_period=1, pred_len=3, prefixes=["the"], log=lambda *a: None)
+            d2lrnn.train_and_predict_rnn(d2lrnn.rnn, notebook_get_params(vocab, 8, OTHER_CPU),
+                                         d2lrnn.init_rnn_state, 8, vocab, OTHER_CPU, corpus, idx_to_char,
+                                         char_to_idx, is_random, 1, 5, 1.0, 0.1, 2, 1, 3, ["the"], **QUIET)
+        d2lrnn.train_and_predict_rnn_gluon(model, 8, vocab, OTHER_CPU, corpus, idx_to_char, char_to_idx, 1, 5,
+                                           1.0, 0.1, 2, 1, 3, ["the"], **QUIET)
         d2lrnn.predict_rnn_gluon("the", 3, model, vocab, OTHER_CPU, idx_to_char, char_to_idx)
     assert strays == []
     assert_all_on(OTHER_CPU, [p.data() for p in model.collect_params().values()], "Gluon parameters")
@@ -189,7 +202,7 @@ def test_try_gpu_is_the_cpu_on_this_machine():
 
 @pytest.mark.parametrize("devices, works, gpu, all_gpus", [
     (2, {0, 1}, mx.gpu(0), [mx.gpu(0), mx.gpu(1)]),
-    (3, {0, 2}, mx.gpu(0), [mx.gpu(0), mx.gpu(2)]),  # a broken GPU in the middle is skipped, as the lecture's does
+    (3, {0, 2}, mx.gpu(0), [mx.gpu(0), mx.gpu(2)]),  # a broken GPU between is skipped, as the lecture does
     (2, {1}, mx.cpu(), [mx.gpu(1)]),                 # the lecture's try_gpu asks for gpu(0) only
     (2, set(), mx.cpu(), [mx.cpu()]),                # a driver that cannot allocate
 ], ids=["two", "middle-broken", "first-broken", "none-usable"])

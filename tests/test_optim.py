@@ -7,6 +7,7 @@ from mxnet import nd
 
 import d2lrnn
 from d2lrnn.optim import make_optimizer
+
 from helpers import CPU, OTHER_CPU, arrays_with_grads, assert_all_on, numpy_arrays
 
 
@@ -77,7 +78,8 @@ def test_grad_clipping_rejects_a_theta_that_is_not_positive(theta):
 def test_clipping_and_the_updates_stay_on_the_given_context():
     params = arrays_with_grads(SHAPES[0], ctx=OTHER_CPU)
     d2lrnn.grad_clipping(params, 0.01, OTHER_CPU)
-    assert math.sqrt(sum((g ** 2).sum() for g in numpy_arrays(p.grad for p in params))) == pytest.approx(0.01, rel=1e-5)
+    clipped = numpy_arrays(p.grad for p in params)
+    assert math.sqrt(sum((g ** 2).sum() for g in clipped)) == pytest.approx(0.01, rel=1e-5)
     adam = d2lrnn.Adam(params, lr=0.1)
     adam.step()
     d2lrnn.sgd(params, 1.0, 2)
@@ -94,7 +96,8 @@ def test_sgd_by_hand():
 def test_sgd_equals_numpy_and_updates_the_arrays_in_place(batch_size):
     params = arrays_with_grads(SHAPES[0])
     arrays = list(params)  # sgd must update these very arrays
-    expected = [p - 100.0 * g / batch_size for p, g in zip(numpy_arrays(params), numpy_arrays(p.grad for p in params))]
+    grads = numpy_arrays(p.grad for p in params)
+    expected = [p - 100.0 * g / batch_size for p, g in zip(numpy_arrays(params), grads)]
     d2lrnn.sgd(params, 100.0, batch_size)
     for p, a, e in zip(params, arrays, expected):
         assert p is a
@@ -143,7 +146,7 @@ def test_adam_equals_numpy_over_several_steps_and_its_state_round_trips():
     saved = {name: a.copy() for name, a in opt.state_arrays().items()}
     assert opt.t == 3 and int(saved["adam_t"].asscalar()) == 3
     np.testing.assert_allclose(saved["adam_mean00"].asnumpy(), m, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(saved["adam_var00"].asnumpy(), v, rtol=1e-4, atol=1e-9)  # float32 sums of squares
+    np.testing.assert_allclose(saved["adam_var00"].asnumpy(), v, rtol=1e-4, atol=1e-9)  # float32 squares
 
     q = p.copy()  # a second optimiser, restored from the saved state, continues exactly like the first
     q.attach_grad()

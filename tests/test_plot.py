@@ -22,7 +22,8 @@ def _labels(ax, axis="y"):
     ax.figure.draw_without_rendering()  # lay out ticks and labels (a bare Figure has no real canvas)
     ticks = ax.yaxis.get_major_ticks() if axis == "y" else ax.xaxis.get_major_ticks()
     low, high = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
-    return [t.label1.get_text() for t in ticks if t.label1.get_text() and low <= float(t.label1.get_text()) <= high]
+    texts = [t.label1.get_text() for t in ticks]
+    return [t for t in texts if t and low <= float(t) <= high]
 
 
 def test_curves_legend_and_line_styles():
@@ -44,7 +45,8 @@ def test_log_axis_has_several_plain_labels(values):
     labels = _labels(ax)
     assert len(labels) >= 3, labels
     assert all("times" not in t and "^" not in t and "×" not in t for t in labels)
-    assert _labels(ax, "x") == [str(e) for e in range(1, 5)] or all(float(t) == int(float(t)) for t in _labels(ax, "x"))
+    epochs = _labels(ax, "x")
+    assert epochs == [str(e) for e in range(1, 5)] or all(float(t) == int(float(t)) for t in epochs)
 
 
 def test_held_out_points_are_joined_across_rows_without_them():
@@ -55,4 +57,5 @@ def test_held_out_points_are_joined_across_rows_without_them():
     ax = Figure().add_subplot()
     d2lrnn.plot_perplexity(h, ax=ax)
     dashed = [line for line in ax.get_lines() if line.get_linestyle() not in ("-", ":")][0]
-    assert list(dashed.get_xdata()) == [0.5, 1.5, 2.5, 3.5] and not any(math.isnan(v) for v in dashed.get_ydata())
+    assert list(dashed.get_xdata()) == [0.5, 1.5, 2.5, 3.5]
+    assert not any(math.isnan(v) for v in dashed.get_ydata())

@@ -1,9 +1,7 @@
 """The README's notebook table lists every notebook with its Colab link."""
-from pathlib import Path
-
 from d2lrnn import colab
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
 
 
 def test_every_notebook_is_in_the_readme_with_its_colab_link():

@@ -1,32 +1,38 @@
-"""units.py: hidden states equal the model's own forward pass, features by hand, ranking finds a planted unit."""
+"""units.py: hidden states equal the model's own forward pass, features by hand, ranking finds a planted
+unit, and the shipped model has a unit that follows the position in the line."""
 import math
 
-import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import nd
 
 import d2lrnn as d2l
 from d2lrnn import units
+from d2lrnn.cells import CELLS
 
-CTX = mx.cpu()
+from helpers import CPU as CTX
+
 TEXT = "ab ba\nAB: c(a b)\n"
 VOCAB = sorted(set(TEXT))
 C2I = {c: i for i, c in enumerate(VOCAB)}
 
 
-@pytest.mark.parametrize("name,layers,embed", [("rnn", 1, 0), ("lstm", 2, 0), ("gru", 1, 4), ("gluon-gru", 1, 0),
-                                               ("gluon-lstm", 2, 0), ("gluon-rnn", 1, 4)])
+@pytest.mark.parametrize("name,layers,embed", [("rnn", 1, 0), ("lstm", 1, 0), ("lstm-bptt", 2, 0),
+                                               ("gru-bptt", 1, 4), ("gluon-gru", 1, 0), ("gluon-lstm", 2, 0),
+                                               ("gluon-rnn", 1, 4)])
 def test_run_over_matches_the_models_forward_pass(name, layers, embed):
     d2l.set_seed(1)
-    model = d2l.build_model(name, vocab_size=len(VOCAB), num_hiddens=8, ctx=CTX, num_layers=layers, embed_size=embed)
+    model = d2l.build_model(name, vocab_size=len(VOCAB), num_hiddens=8, ctx=CTX, num_layers=layers,
+                            embed_size=embed)
     H, logits = units.run_over(model, TEXT, char_to_idx=C2I, ctx=CTX)
     assert H.shape == (len(TEXT), 8) and logits.shape == (len(TEXT), len(VOCAB))
     X = nd.array([[C2I[c] for c in TEXT]], ctx=CTX)
     expected, state = model(X, model.begin_state(batch_size=1, ctx=CTX))
     np.testing.assert_allclose(logits, expected.asnumpy(), rtol=1e-5, atol=1e-6)
-    top_h = state[0][-1] if name.startswith("gluon") else state[(layers - 1) * (2 if name == "lstm" else 1)]
-    np.testing.assert_allclose(H[-1], top_h.asnumpy().reshape(-1), rtol=1e-5, atol=1e-6)  # last row = final state
+    arrays_per_layer = CELLS[d2l.registry.model_spec(name).cell].state_arrays
+    top_h = state[0][-1] if name.startswith("gluon") else state[(layers - 1) * arrays_per_layer]
+    # the last row is the final state
+    np.testing.assert_allclose(H[-1], top_h.asnumpy().reshape(-1), rtol=1e-5, atol=1e-6)
 
 
 def test_run_over_names_unknown_characters_and_refuses_other_models():
@@ -54,7 +60,7 @@ def test_rank_units_finds_a_planted_unit():
     rng = np.random.default_rng(0)
     feature = rng.random(500)
     H = rng.normal(size=(500, 20))
-    H[:, 13] = -3 * feature + 0.01 * rng.normal(size=500)  # unit 13 tracks the feature, with the opposite sign
+    H[:, 13] = -3 * feature + 0.01 * rng.normal(size=500)  # unit 13 tracks the feature, sign reversed
     H[:, 4] = 7.0                                          # a constant unit correlates with nothing
     ranked = units.rank_units(H, {"f": feature, "flat": np.ones(500)}, top=2)
     assert ranked["f"][0][0] == 13 and ranked["f"][0][1] == pytest.approx(-1, abs=1e-3)
@@ -82,11 +88,12 @@ def test_highlight_escapes_and_colours_every_character():
         units.highlight("abc", [1, 2])
 
 
-def test_the_shipped_model_has_a_line_position_unit():
-    """On real held-out Shakespeare, some unit of the shipped LSTM follows the position in the line."""
+def test_the_shipped_model_has_a_line_position_unit(shakespeare):
+    """On the start of the held-out tenth of Tiny Shakespeare, text the shipped LSTM never trained on,
+    some unit follows the position in the line."""
     ck = d2l.load_checkpoint(d2l.pretrained("shakespeare-lstm"), CTX)
-    text = ("KING RICHARD:\nMy lord, the hour is come; we must away.\nGo, call the guard, and bid them wait "
-            "below.\n\nQUEEN:\nAlas, my lord, I fear the night is long,\nAnd sorrow keeps the watch.\n") * 3
+    _, held_out = d2l.data.split_text(d2l.data.read_text(shakespeare), val_fraction=ck.config["val_fraction"])
+    text = held_out[:1500]
     H, logits = units.run_over(ck.model, text, char_to_idx=ck.char_to_idx, ctx=CTX)
     best = units.rank_units(H, units.text_features(text), top=1)
     assert abs(best["position in line"][0][1]) > 0.6

@@ -4,12 +4,17 @@ The notebooks in notebooks/ are the source: edit them in Jupyter. A few cells ar
 the package, found by their tags:
 
 * `colab-badge` (markdown): its first line becomes `d2lrnn.colab.badge_markdown(path)`;
-* `colab-setup` (code): becomes `d2lrnn.colab.setup_cell_source()`;
-* `show-source` (code, with metadata {"d2lrnn": {"source": "module.function"}}): becomes the
-  function's source, so the lesson shows the package's real code.
+* `colab-setup` (code): becomes `d2lrnn.colab.setup_cell_source()` (in the homework masters of
+  notebooks/homework/, followed by the otter-grader install students need for `grader.check`);
+* `show-source` (code, with metadata {"d2lrnn": {"source": "module.function"}}, or
+  "module.Class.method"): becomes the function's source, dedented, so the lesson shows the package's
+  real code and running the cell defines that function in the notebook (a method becomes a plain
+  function whose first argument is the object).
+
+Of the homework masters only the setup cell is refreshed (tools/build_homework.py builds the rest).
 
 Usage:
-    python tools/make_notebooks.py          # rewrite notebooks/*.ipynb in place
+    python tools/make_notebooks.py          # rewrite the notebooks (and the masters' setup cells)
     python tools/make_notebooks.py --check  # exit 1 and list the notebooks that are out of date
     python tools/make_notebooks.py notebooks/12_x.ipynb  # only the notebooks named
 """
@@ -17,6 +22,7 @@ import argparse
 import importlib
 import inspect
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -27,8 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 from d2lrnn import colab  # noqa: E402  (after the path tweak, for use from a plain checkout)
 
-
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+HOMEWORK = NOTEBOOKS / "homework"
+# What a homework master's setup cell adds to every notebook's, inside its `if "google.colab"` block
+HOMEWORK_SETUP = ('\n    # Homework: grader.check() needs otter-grader.'
+                  '\n    pip_install("otter-grader==7.0.0")')
 
 
 def notebook_paths():
@@ -36,16 +45,49 @@ def notebook_paths():
     return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
+def homework_paths():
+    """The homework masters (otter-grader's format)."""
+    return sorted(HOMEWORK.glob("*.ipynb"))
+
+
+def refresh_master(nb):
+    """Rewrite the setup cell of a homework master and nothing else; returns the notebook."""
+    for cell in nb.cells:
+        if "colab-setup" in cell.metadata.get("tags", []):
+            cell.source = colab.setup_cell_source() + HOMEWORK_SETUP
+    return nb
+
+
 def relative(path):
     """The notebook's path inside the repository, as used in Colab links."""
     return Path(path).resolve().relative_to(ROOT).as_posix()
 
 
+def resolve(dotted):
+    """The object a dotted name refers to: the longest importable module, then attributes of it.
+
+    "d2lrnn.cells.rnn_cell.rnn" is a function; "d2lrnn.cells.batched.BatchedModel.loss_and_grads" a
+    method of a class."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[cut:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ModuleNotFoundError(f"no module in {dotted!r}")
+
+
 def shown_object(cell):
-    """The function a `show-source` cell displays, e.g. d2lrnn.model.rnn."""
-    dotted = cell.metadata["d2lrnn"]["source"]
-    module, name = dotted.rsplit(".", 1)
-    return getattr(importlib.import_module(module), name)
+    """The function a `show-source` cell displays, e.g. d2lrnn.cells.rnn_cell.rnn."""
+    return resolve(cell.metadata["d2lrnn"]["source"])
+
+
+def shown_source(cell):
+    """What a `show-source` cell holds: the function's source, dedented (a method becomes top-level code)."""
+    return textwrap.dedent(inspect.getsource(shown_object(cell))).rstrip("\n")
 
 
 def refresh(nb, path):
@@ -58,7 +100,7 @@ def refresh(nb, path):
         elif "colab-setup" in tags:
             cell.source = colab.setup_cell_source()
         elif "show-source" in tags:
-            cell.source = inspect.getsource(shown_object(cell)).rstrip("\n")
+            cell.source = shown_source(cell)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
@@ -74,9 +116,10 @@ def main(argv=None):
     parser.add_argument("paths", nargs="*", type=Path, help="only these notebooks (default: all)")
     args = parser.parse_args(argv)
     stale = []
-    for path in [p.resolve() for p in args.paths] or notebook_paths():
+    for path in [p.resolve() for p in args.paths] or notebook_paths() + homework_paths():
         before = path.read_text(encoding="utf-8")
-        nb = refresh(nbformat.reads(before, as_version=4), path)
+        nb = nbformat.reads(before, as_version=4)
+        nb = refresh_master(nb) if path.parent == HOMEWORK else refresh(nb, path)
         after = nbformat.writes(nb) + "\n"
         if after != before:
             stale.append(path)

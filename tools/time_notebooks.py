@@ -9,7 +9,7 @@ start and at the end is printed under it, since a busy machine slows every noteb
     python tools/time_notebooks.py                       # all of notebooks/[0-9][0-9]_*.ipynb
     python tools/time_notebooks.py notebooks/04_*.ipynb  # only these
     python tools/time_notebooks.py --fast                # the CI smoke run (D2LRNN_FAST=1) instead
-    python tools/time_notebooks.py --limit 300           # mark notebooks slower than 300 s (the course's target)
+    python tools/time_notebooks.py --limit 300           # fail notebooks slower than 300 s (the target)
 
 Exit status 1 if a notebook failed (or, with --limit, took longer). Needs nbclient and ipykernel
 (`pip install -e ".[notebooks]"`); the corpora come from D2LRNN_DATA_DIR or the usual places.
@@ -89,10 +89,10 @@ def table(rows, limit):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="*", type=Path, help="notebooks to run (default: all course notebooks)")
+    parser.add_argument("paths", nargs="*", type=Path, help="notebooks to run (default: all of them)")
     parser.add_argument("--fast", action="store_true", help="run with D2LRNN_FAST=1 (the CI smoke run)")
     parser.add_argument("--limit", type=float, default=None,
-                        help=f"seconds a notebook may take (the course aims at {TARGET_SECONDS}); slower ones fail")
+                        help=f"fail notebooks slower than this many seconds (target: {TARGET_SECONDS})")
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in args.paths] or notebook_paths()
     with tempfile.TemporaryDirectory(prefix="d2lrnn-timing-") as tmp:

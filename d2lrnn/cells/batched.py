@@ -17,12 +17,13 @@ cross-entropy over all steps * batch predictions, as in the lecture.
 """
 from mxnet import autograd, nd
 
+from ..model import ArrayModel
 from . import CELLS
-from .ops import column_sums, dropout_mask, gate_params, linear, mul, output_params, scatter_rows, split_steps
-from .ops import normal, with_grads
+from .ops import column_sums, dropout_mask, gate_params, linear, mul, normal, outer, output_params, rows, scatter_rows
+from .ops import with_grads
 
 
-class BatchedModel:
+class BatchedModel(ArrayModel):
     """RNN, GRU or LSTM cells batched for speed, in layers, trained with the backward pass by hand."""
 
     backward_by_hand = True  # training calls loss_and_grads instead of autograd
@@ -51,7 +52,7 @@ class BatchedModel:
     def forward_layers(self, X, state, training):
         """(logits (steps * batch, vocab), new state, per-layer records for the backward pass)."""
         spec = CELLS[self.cell]
-        num_steps, ctx = X.shape[1], X.context
+        batch, num_steps, ctx, n = X.shape[0], X.shape[1], X.context, self.num_hiddens
         tokens = X.T.reshape((-1,))  # (steps * batch,), time-major
         params = iter(self.params)
         E = next(params) if self.embed_size else None
@@ -59,22 +60,28 @@ class BatchedModel:
         layers, new_state = [], []
         for layer in range(self.num_layers):
             arrays = [next(params) for _ in range(3 * spec.gates)]
-            W_x, W_h = nd.concat(*arrays[0::3], dim=1), nd.concat(*arrays[1::3], dim=1)  # (in, G n), (n, G n)
-            b = nd.concat(*arrays[2::3], dim=0)                                            # (G n,)
+            W_x, W_h, b = (arrays[k] if spec.gates == 1 else nd.concat(*arrays[k::3], dim=1 if k < 2 else 0)
+                           for k in range(3))                                       # (in, G n), (n, G n), (G n,)
             if Z is None:  # one-hot input: X_t W_x + b is row X_t of W_x + b, a lookup instead of a product
-                table = nd.broadcast_add(W_x, b.reshape((1, -1)))                          # (vocab, G n)
+                table = nd.broadcast_add(W_x, b.reshape((1, -1)))                   # (vocab, G n)
                 XW = nd.Embedding(tokens, table, input_dim=self.vocab_size, output_dim=W_x.shape[1])
             else:
-                XW = linear(Z, W_x.T, b)                                                   # (steps * batch, G n)
+                XW = linear(Z, W_x.T, b)                                            # (steps * batch, G n)
             s0 = tuple(state[layer * spec.state_arrays:(layer + 1) * spec.state_arrays])
-            hiddens, s, cache = spec.forward(split_steps(XW, num_steps), s0, W_h.T)
+            if autograd.is_recording():  # autograd cannot record writes into views: stack the states afterwards
+                hiddens, s, cache = spec.forward(rows(XW, batch), s0, W_h.T)
+                H_all = nd.concat(s0[0], *hiddens, dim=0)
+            else:                        # each H_t written straight into one array that stacks them all
+                H_all = nd.empty(((num_steps + 1) * batch, n), ctx=ctx)          # the state, then every H_t
+                H_all[:batch] = s0[0]
+                _, s, cache = spec.forward(rows(XW, batch), s0, W_h.T, rows(H_all, batch)[1:])
             new_state += s
-            Z_in, Z, mask = Z, nd.concat(*hiddens, dim=0), None                            # Z: (steps * batch, n)
+            Z_in, Z, mask = Z, H_all[batch:], None                                  # Z: (steps * batch, n)
             if training and self.dropout and layer < self.num_layers - 1:
                 mask = dropout_mask(Z.shape, self.dropout, ctx)
                 Z = mul(Z, mask)
-            layers.append(dict(arrays=arrays, W_x=W_x, W_h=W_h, Z_in=Z_in, s0=s0, hiddens=hiddens, cache=cache,
-                               mask=mask))
+            layers.append(dict(arrays=arrays, W_x=W_x, W_h=W_h, Z_in=Z_in, H_prev=H_all[:num_steps * batch],
+                               cache=cache, mask=mask))
         W_hq, b_q = next(params), next(params)
         return linear(Z, W_hq.T, b_q), tuple(new_state), (tokens, Z, layers)  # logits: (steps * batch, vocab)
 
@@ -86,48 +93,40 @@ class BatchedModel:
     def loss_and_grads(self, X, Y, state):
         """The minibatch's mean cross-entropy (a (1,) array) and new state; every gradient written into p.grad."""
         logits, new_state, (tokens, Z, layers) = self.forward_layers(X, state, training=True)
-        num_steps, V = X.shape[1], self.vocab_size
+        batch, V, spec = X.shape[0], self.vocab_size, CELLS[self.cell]
         W_hq, b_q = self.params[-2:]
         log_p = nd.log_softmax(logits)                             # (steps * batch, vocab)
         y = Y.T.reshape((-1,))                                     # (steps * batch,), time-major like the logits
         loss = -nd.pick(log_p, y).mean()
         dlogits = (nd.exp(log_p) - nd.one_hot(y, V)) / y.shape[0]  # d mean cross-entropy / d logits
-        nd.dot(Z, dlogits, transpose_a=True, out=W_hq.grad)        # (n, vocab): all steps in one product
-        b_q.grad[:] = column_sums(dlogits)
-        dZ = nd.dot(dlogits, W_hq, transpose_b=True)               # (steps * batch, n)
+        outer(Z, dlogits, out=W_hq.grad)                           # (n, vocab): all steps in one product
+        column_sums(dlogits, out=b_q.grad)
+        dZ = linear(dlogits, W_hq)                                 # (steps * batch, n) = dlogits W_hq^T
         for layer in reversed(layers):                             # top layer first
             if layer["mask"] is not None:
                 dZ = mul(dZ, layer["mask"])                        # back through the dropout between layers
-            dG_x, dG_h = CELLS[self.cell].backward(split_steps(dZ, num_steps), layer["cache"], layer["W_h"])
-            dG_x, dG_h = nd.concat(*dG_x, dim=0), nd.concat(*dG_h, dim=0)       # (steps * batch, G n)
-            H_prev = nd.concat(layer["s0"][0], *layer["hiddens"][:-1], dim=0)    # the state entering each step
-            dW_h = nd.dot(H_prev, dG_h, transpose_a=True)                        # (n, G n): ONE product
+            dG_x = nd.empty((dZ.shape[0], layer["W_h"].shape[1]), ctx=dZ.context)  # (steps * batch, G n)
+            dG_h = nd.empty(dG_x.shape, ctx=dG_x.context) if self.cell == "gru" else dG_x  # only the GRU's differ
+            spec.backward(rows(dZ, batch), layer["cache"], layer["W_h"], rows(dG_x, batch), rows(dG_h, batch))
+            grads = [a.grad for a in layer["arrays"]]
+            one = spec.gates == 1  # one gate block: write straight into the .grad arrays
+            dW_h = outer(layer["H_prev"], dG_h, out=grads[1] if one else None)  # (n, G n): ONE product
             if layer["Z_in"] is None:                                            # one-hot input: rows by token
-                dW_x = scatter_rows(tokens, dG_x, V)
+                dW_x = scatter_rows(tokens, dG_x, V, out=grads[0] if one else None)
             else:
-                dW_x = nd.dot(layer["Z_in"], dG_x, transpose_a=True)             # (inputs, G n)
-                dZ = nd.dot(dG_x, layer["W_x"], transpose_b=True)                # (steps * batch, inputs)
-            set_gate_grads(layer["arrays"], dW_x, dW_h, column_sums(dG_x))
+                dW_x = outer(layer["Z_in"], dG_x, out=grads[0] if one else None)  # (inputs, G n)
+                dZ = linear(dG_x, layer["W_x"])                                    # (steps * batch, inputs)
+            db = column_sums(dG_x, out=grads[2] if one else None)
+            if not one:
+                set_gate_grads(layer["arrays"], dW_x, dW_h, db)
         if self.embed_size:
-            self.params[0].grad[:] = scatter_rows(tokens, dZ, V)
+            scatter_rows(tokens, dZ, V, out=self.params[0].grad)
         return loss, new_state
 
     def begin_state(self, batch_size, ctx):
         """Zeros for every layer: (H,) per layer for rnn and gru, (H, C) per layer for lstm."""
         n = self.num_layers * CELLS[self.cell].state_arrays
         return tuple(nd.zeros((batch_size, self.num_hiddens), ctx=ctx) for _ in range(n))
-
-    def param_arrays(self):
-        """The trainable arrays, each with its .grad."""
-        return list(self.params)
-
-    @property
-    def config(self):
-        """What the registry needs to rebuild this model."""
-        if self.name is None:
-            return None
-        return {"model": self.name, "hidden": self.num_hiddens, "layers": self.num_layers,
-                "embed": self.embed_size, "dropout": self.dropout}
 
 
 def set_gate_grads(arrays, dW_x, dW_h, db):

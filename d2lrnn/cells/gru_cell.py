@@ -5,7 +5,7 @@ the reset gate acts after the recurrent product, as in Gluon's and cuDNN's GRU.
 """
 from mxnet import nd
 
-from .ops import add, cols, gate_params, linear, mul, output_params, sub, with_grads
+from .ops import add, cols, gate_params, linear, mul, output_params, sigmoid_grad, sub, tanh_grad, with_grads
 from .rnn_cell import init_rnn_state
 
 init_gru_state = init_rnn_state  # a GRU carries one array, H, exactly like the RNN
@@ -33,39 +33,39 @@ def gru(inputs, state, params):
     return outputs, (H,)
 
 
-def gru_forward(XW, state, W_h_T):
-    """Batched layer: all three gates' recurrent products in one product per step; (hiddens, state, cache)."""
+def gru_forward(XW, state, W_h_T, slots=None):
+    """Batched layer: all three gates' recurrent products in one product per step; H_t goes into slots[t]
+    when given (see rnn_forward); returns (the H_t, new state, cache)."""
     H, = state
     n = H.shape[1]
     cache = {"H_prev": [], "ZR": [], "HW_h": [], "H_tilda": []}
     hiddens = []
-    for XW_t in XW:
+    for t, XW_t in enumerate(XW):
         HW = linear(H, W_h_T)  # (batch, 3 * hidden) = [H W_hz, H W_hr, H W_hh]
         ZR = nd.Activation(add(cols(XW_t, 0, 2 * n), cols(HW, 0, 2 * n)), act_type="sigmoid")
         Z, R = cols(ZR, 0, n), cols(ZR, n, 2 * n)  # update and reset gates, (batch, hidden) each
         HW_h = cols(HW, 2 * n, 3 * n)
         H_tilda = nd.Activation(add(cols(XW_t, 2 * n, 3 * n), mul(R, HW_h)), act_type="tanh")
         cache["H_prev"].append(H)
-        H = add(H_tilda, mul(Z, sub(H, H_tilda)))  # Z * H + (1 - Z) * H~
+        H = add(H_tilda, mul(Z, sub(H, H_tilda)), out=slots[t] if slots else None)  # Z * H + (1 - Z) * H~
         for key, value in (("ZR", ZR), ("HW_h", HW_h), ("H_tilda", H_tilda)):
             cache[key].append(value)
         hiddens.append(H)
     return hiddens, (H,), cache
 
 
-def gru_backward(dZ, cache, W_h):
-    """dG for the input projection [dz, dr, dh~] and for the recurrent product [dz, dr, R * dh~]."""
-    dG_x, dG_h, dH_next = [], [], None
-    for t in reversed(range(len(dZ))):
-        dH = dZ[t] if dH_next is None else add(dZ[t], dH_next)
+def gru_backward(dH, cache, W_h, dG_x, dG_h):
+    """Fill dG_x[t] = [dz, dr, dh~] (for the input projection) and dG_h[t] = [dz, dr, R * dh~] (for the
+    recurrent product), the gates before their nonlinearities, last step first; dH's slots are added into."""
+    for t in reversed(range(len(dH))):
         ZR, H_tilda, H_prev = cache["ZR"][t], cache["H_tilda"][t], cache["H_prev"][t]
         n = H_tilda.shape[1]
         Z, R = cols(ZR, 0, n), cols(ZR, n, 2 * n)
-        dH_tilda_pre = mul(mul(dH, 1 - Z), 1 - mul(H_tilda, H_tilda))  # through (1 - Z) and tanh
-        dZ_gate = mul(dH, sub(H_prev, H_tilda))
+        dH_Z = mul(dH[t], Z)
+        dH_tilda_pre = tanh_grad(sub(dH[t], dH_Z), H_tilda)                # through (1 - Z) and tanh
         dR = mul(dH_tilda_pre, cache["HW_h"][t])
-        dZR_pre = mul(nd.concat(dZ_gate, dR, dim=1), mul(ZR, 1 - ZR))  # through the sigmoids
-        dG_x.append(nd.concat(dZR_pre, dH_tilda_pre, dim=1))
-        dG_h.append(nd.concat(dZR_pre, mul(R, dH_tilda_pre), dim=1))
-        dH_next = add(mul(dH, Z), linear(dG_h[-1], W_h))
-    return dG_x[::-1], dG_h[::-1]
+        dZR_pre = sigmoid_grad(nd.concat(mul(dH[t], sub(H_prev, H_tilda)), dR, dim=1), ZR)  # through sigmoids
+        nd.concat(dZR_pre, dH_tilda_pre, dim=1, out=dG_x[t])
+        nd.concat(dZR_pre, mul(R, dH_tilda_pre), dim=1, out=dG_h[t])
+        if t:
+            add(dH[t - 1], add(dH_Z, linear(dG_h[t], W_h)), out=dH[t - 1])

@@ -4,7 +4,7 @@ I, F, O = sigma(X W_x + H W_h + b), C~ = tanh(X W_xc + H W_hc + b_c), C = F * C 
 """
 from mxnet import nd
 
-from .ops import add, cols, gate_params, linear, mul, output_params, with_grads
+from .ops import add, cols, gate_params, linear, mul, output_params, sigmoid_grad, tanh_grad, with_grads
 
 
 def get_lstm_params(vocab_size, num_hiddens, ctx):
@@ -37,13 +37,14 @@ def lstm(inputs, state, params):
     return outputs, (H, C)
 
 
-def lstm_forward(XW, state, W_h_T):
-    """Batched layer: all four gates' recurrent products in one product per step; (hiddens, state, cache)."""
+def lstm_forward(XW, state, W_h_T, slots=None):
+    """Batched layer: all four gates' recurrent products in one product per step; H_t goes into slots[t]
+    when given (see rnn_forward); returns (the H_t, new state (H, C), cache)."""
     H, C = state
     n = H.shape[1]
     cache = {"IFO": [], "C_tilda": [], "C_prev": [], "tanh_C": []}
     hiddens = []
-    for XW_t in XW:
+    for t, XW_t in enumerate(XW):
         G = add(XW_t, linear(H, W_h_T))  # (batch, 4 * hidden)
         IFO = nd.Activation(cols(G, 0, 3 * n), act_type="sigmoid")
         I, F, O = cols(IFO, 0, n), cols(IFO, n, 2 * n), cols(IFO, 2 * n, 3 * n)  # noqa: E741
@@ -51,27 +52,26 @@ def lstm_forward(XW, state, W_h_T):
         cache["C_prev"].append(C)
         C = add(mul(F, C), mul(I, C_tilda))
         tanh_C = nd.Activation(C, act_type="tanh")
-        H = mul(O, tanh_C)
+        H = mul(O, tanh_C, out=slots[t] if slots else None)
         for key, value in (("IFO", IFO), ("C_tilda", C_tilda), ("tanh_C", tanh_C)):
             cache[key].append(value)
         hiddens.append(H)
     return hiddens, (H, C), cache
 
 
-def lstm_backward(dZ, cache, W_h):
-    """dG = [dI, dF, dO, dC~] before their nonlinearities, step by step backwards."""
-    dG, dH_next, dC_next = [], None, None
-    for t in reversed(range(len(dZ))):
-        dH = dZ[t] if dH_next is None else add(dZ[t], dH_next)
+def lstm_backward(dH, cache, W_h, dG_x, dG_h):
+    """Fill dG_x[t] (= dG_h[t]) with [dI, dF, dO, dC~] before their nonlinearities, last step first; dH's
+    slots are added into."""
+    dC_next = None
+    for t in reversed(range(len(dH))):
         IFO, C_tilda, tanh_C = cache["IFO"][t], cache["C_tilda"][t], cache["tanh_C"][t]
         n = C_tilda.shape[1]
         I, F, O = cols(IFO, 0, n), cols(IFO, n, 2 * n), cols(IFO, 2 * n, 3 * n)  # noqa: E741
-        dC = mul(mul(dH, O), 1 - mul(tanh_C, tanh_C))  # through H = O * tanh(C)
+        dC = tanh_grad(mul(dH[t], O), tanh_C)  # through H = O * tanh(C)
         if dC_next is not None:
             dC = add(dC, dC_next)
-        dIFO = nd.concat(mul(dC, C_tilda), mul(dC, cache["C_prev"][t]), mul(dH, tanh_C), dim=1)
-        dG_t = nd.concat(mul(dIFO, mul(IFO, 1 - IFO)), mul(mul(dC, I), 1 - mul(C_tilda, C_tilda)), dim=1)
-        dG.append(dG_t)
+        dIFO = nd.concat(mul(dC, C_tilda), mul(dC, cache["C_prev"][t]), mul(dH[t], tanh_C), dim=1)
+        nd.concat(sigmoid_grad(dIFO, IFO), tanh_grad(mul(dC, I), C_tilda), dim=1, out=dG_x[t])
         dC_next = mul(dC, F)
-        dH_next = linear(dG_t, W_h)
-    return dG[::-1], dG[::-1]
+        if t:
+            add(dH[t - 1], linear(dG_x[t], W_h), out=dH[t - 1])

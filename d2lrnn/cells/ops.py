@@ -29,9 +29,9 @@ def output_params(num_hiddens, vocab_size, ctx):
             nd.zeros(vocab_size, ctx=ctx)]            # b_q:  (vocab,)
 
 
-def linear(X, W_T, b=None):
+def linear(X, W_T, b=None, out=None):
     """X W + b, with W given transposed as (out, in): nd.FullyConnected beats nd.dot on a CPU."""
-    return nd.FullyConnected(X, W_T, b, no_bias=b is None, num_hidden=W_T.shape[0])
+    return nd.FullyConnected(X, W_T, b, no_bias=b is None, num_hidden=W_T.shape[0], out=out)
 
 
 def split_steps(Y, num_steps):
@@ -50,17 +50,39 @@ def cols(A, begin, end):
     return nd.slice_axis(A, axis=1, begin=begin, end=end)
 
 
-def column_sums(A):
-    """A.sum(axis=0) as a product with a row of ones: BLAS does it far faster than MXNet's reduce."""
-    return nd.dot(nd.ones((1, A.shape[0]), ctx=A.context), A).reshape((-1,))
+def rows(A, size):
+    """A (k * size, n) as k views of (size, n) each: one step's rows of an array that stacks all steps."""
+    return [A[k * size:(k + 1) * size] for k in range(A.shape[0] // size)]
 
 
-def scatter_rows(tokens, rows, vocab_size):
-    """Sum of `rows` grouped by token, (vocab, width): one_hot(tokens)^T rows.
+def tanh_grad(dY, Y, out=None):
+    """dY * (1 - Y^2), the gradient through Y = tanh(.), in one operator (MXNet's own derivative of tanh)."""
+    return nd._internal._backward_tanh(dY, Y, out=out)
+
+
+def sigmoid_grad(dY, Y, out=None):
+    """dY * Y * (1 - Y), the gradient through Y = sigmoid(.), in one operator (MXNet's own)."""
+    return nd._internal._backward_sigmoid(dY, Y, out=out)
+
+
+def outer(A, B, out=None):
+    """A^T B for A (rows, a) and B (rows, b): all rows' outer products summed, e.g. a weight's gradient over
+    every step of every sequence in one product (oneDNN's FullyConnected, twice BLAS's speed here)."""
+    return nd.FullyConnected(A.T, B.T, no_bias=True, num_hidden=B.shape[1], out=out)  # (a, b)
+
+
+def column_sums(A, out=None):
+    """A.sum(axis=0) as a product with a row of ones: BLAS does it far faster than MXNet's reduce; (n,)."""
+    ones = nd.ones((1, A.shape[0]), ctx=A.context)
+    return nd.dot(ones, A, out=None if out is None else out.reshape((1, -1))).reshape((-1,))
+
+
+def scatter_rows(tokens, values, vocab_size, out=None):
+    """Sum of the rows of `values` grouped by token, (vocab, width): one_hot(tokens)^T values.
 
     A dense product: MXNet's sparse one-hot would need a host sync per minibatch to size its result.
     """
-    return nd.dot(nd.one_hot(tokens, vocab_size), rows, transpose_a=True)
+    return outer(nd.one_hot(tokens, vocab_size), values, out=out)
 
 
 def dropout_mask(shape, p, ctx):

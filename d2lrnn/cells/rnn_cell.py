@@ -4,7 +4,7 @@ H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h) and Y_t = H_t W_hq + b_q.
 """
 from mxnet import nd
 
-from .ops import add, linear, mul, normal, split_steps, with_grads
+from .ops import add, linear, normal, split_steps, tanh_grad, with_grads
 
 
 def get_params(vocab_size, num_hiddens, ctx):
@@ -42,23 +42,24 @@ def rnn(inputs, state, params):
     return split_steps(Y, num_steps), (H,)
 
 
-def rnn_forward(XW, state, W_h_T):
-    """Batched layer: given XW_t = X_t W_x + b per step, H_t = tanh(XW_t + H_{t-1} W_h); (hiddens, state, cache)."""
+def rnn_forward(XW, state, W_h_T, slots=None):
+    """Batched layer: XW[t] = X_t W_x + b of every step; H_t = tanh(XW[t] + H_{t-1} W_h) is written into
+    slots[t] when given (views of one array: the stacked states need no copy; not under autograd, which
+    cannot record writes into views); returns (the H_t, new state, cache)."""
     H, = state
     hiddens = []
-    for XW_t in XW:
-        H = nd.Activation(add(XW_t, linear(H, W_h_T)), act_type="tanh")  # (batch, hidden)
+    for t, XW_t in enumerate(XW):
+        pre = add(XW_t, linear(H, W_h_T))                                   # (batch, hidden)
+        H = nd.Activation(pre, act_type="tanh", out=slots[t] if slots else None)  # oneDNN's vectorised tanh
         hiddens.append(H)
     return hiddens, (H,), {"H": hiddens}
 
 
-def rnn_backward(dZ, cache, W_h):
-    """Given dLoss/dH_t from above for every step, return dG_t per step (input and recurrent part alike)."""
-    dG, dH_next = [], None
-    for t in reversed(range(len(dZ))):
-        dH = dZ[t] if dH_next is None else add(dZ[t], dH_next)
-        H = cache["H"][t]
-        dA = mul(dH, 1 - mul(H, H))  # through tanh: (batch, hidden)
-        dG.append(dA)
-        dH_next = linear(dA, W_h)    # dA W_h^T: FullyConnected's weight is (out, in) = W_h itself
-    return dG[::-1], dG[::-1]        # (for the input projection, for the recurrent weights)
+def rnn_backward(dH, cache, W_h, dG_x, dG_h):
+    """Given dLoss/dH_t from above for every step (its slots are added into), fill dG_x[t] (= dG_h[t]) with
+    the gradient of step t's pre-activation, last step first."""
+    H = cache["H"]
+    for t in reversed(range(len(dH))):
+        tanh_grad(dH[t], H[t], out=dG_x[t])                     # back through tanh: (batch, hidden)
+        if t:  # on to the state before: + dG_t W_h^T (FullyConnected's weight is (out, in) = W_h itself)
+            add(dH[t - 1], linear(dG_x[t], W_h), out=dH[t - 1])
