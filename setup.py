@@ -15,7 +15,7 @@ from setuptools import setup
 from setuptools.command.editable_wheel import editable_wheel
 
 PTH = "d2lrnn-mxnet-numpy.pth"
-SITE_PACKAGES = os.path.relpath(sysconfig.get_paths()["purelib"], sys.prefix)  # e.g. lib/python3.12/site-packages
+SITE_PACKAGES = os.path.relpath(sysconfig.get_paths()["purelib"], sys.prefix)  # lib/python3.X/site-packages
 
 
 class EditableWithStartupFile(editable_wheel):

@@ -1,4 +1,4 @@
-"""Bits per character as file size, and speed: the shipped Tiny Shakespeare LSTM as a compressor vs gzip, bz2, xz.
+"""Bits per character as file size, and speed: the shipped Tiny Shakespeare LSTM compressing vs gzip, bz2, xz.
 
 Takes the held-out Tiny Shakespeare text exactly as `python -m d2lrnn train --corpus tinyshakespeare
 --preprocess raw --val-fraction 0.1` holds it out (the last 10 %, 111,539 characters), which the
@@ -87,12 +87,13 @@ def compare(text, title, ckpt, *, lanes, repeats, model_repeats, entropy):
     """Compress `text` every way, print the table; True if every method restored it."""
     raw, n, ctx = text.encode("utf-8"), len(text), mx.cpu()
     outside = sum(c not in ckpt.char_to_idx for c in set(text))
-    print(f"\n## {title}: {n:,} characters ({len(raw):,} bytes UTF-8), {outside} distinct ones outside the model's "
-          f"{len(ckpt.idx_to_char)}-character vocabulary; load average {os.getloadavg()[0]:.2f} on "
+    print(f"\n## {title}: {n:,} characters ({len(raw):,} bytes UTF-8), {outside} distinct ones outside the "
+          f"model's {len(ckpt.idx_to_char)}-character vocabulary; load average {os.getloadavg()[0]:.2f} on "
           f"{os.cpu_count()} CPUs\n", flush=True)
-    data, enc = timed(lambda: cz.compress(text, ckpt.model, char_to_idx=ckpt.char_to_idx, ctx=ctx, lanes=lanes),
+    data, enc = timed(lambda: cz.compress(text, ckpt.model, char_to_idx=ckpt.char_to_idx, ctx=ctx,
+                                          lanes=lanes), model_repeats)
+    back, dec = timed(lambda: cz.decompress(data, ckpt.model, idx_to_char=ckpt.idx_to_char, ctx=ctx),
                       model_repeats)
-    back, dec = timed(lambda: cz.decompress(data, ckpt.model, idx_to_char=ckpt.idx_to_char, ctx=ctx), model_repeats)
     header, start = cz.read_header(data)
     rows = [(f"LSTM + range coder, {header['lanes']} lanes ({start} header bytes)", len(data), enc, dec,
              back == text)]
@@ -119,10 +120,12 @@ def compare(text, title, ckpt, *, lanes, repeats, model_repeats, entropy):
         exact = cz.cross_entropy_bits(ckpt.model, text, lanes=header["lanes"], quantised=True, **kwargs)
         single = cz.cross_entropy_bits(ckpt.model, text, lanes=16, **kwargs)
         print(f"model cross-entropy in the same {header['lanes']} lanes: {same / n:.4f} bits per character "
-              f"(perplexity {2 ** (same / n):.3f}); with the coder's whole-number probabilities {exact / n:.4f}; "
-              f"the payload is {payload / same - 1:+.3%} from the first, {payload - exact:.0f} bits above the second")
+              f"(perplexity {2 ** (same / n):.3f}); with the coder's whole-number probabilities "
+              f"{exact / n:.4f}; the payload is {payload / same - 1:+.3%} from the first, "
+              f"{payload - exact:.0f} bits above the second")
         print(f"model cross-entropy read as 16 long lanes (as good as one stream): {single / n:.4f} bits per "
-              f"character; the payload is {payload / single - 1:+.3%} from it (the lanes' fresh starts and rounding)")
+              f"character; the payload is {payload / single - 1:+.3%} from it (the lanes' fresh starts and "
+              "rounding)")
     print(f"uniform guess over the {len(ckpt.idx_to_char)} characters: log2({len(ckpt.idx_to_char)}) = "
           f"{math.log2(len(ckpt.idx_to_char)):.4f} bits per character")
     print(f"round trip: {'all methods restored the text exactly' if ok else 'FAILED'}", flush=True)
@@ -131,7 +134,8 @@ def compare(text, title, ckpt, *, lanes, repeats, model_repeats, entropy):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--chars", type=int, default=None, help="compress only the first N held-out characters")
+    parser.add_argument("--chars", type=int, default=None, help="compress only the first N held-out "
+                                                                "characters")
     parser.add_argument("--lanes", type=int, default=None,
                         help=f"pieces the model codes side by side (default: chosen from the text's length, "
                              f"1 to {cz.DEFAULT_MAX_LANES}, as the command line does)")
@@ -140,8 +144,8 @@ def main(argv=None):
     parser.add_argument("--big-mb", type=int, default=0, help="also compress a text of this many million "
                                                               "characters (big_text), each method timed once")
     args = parser.parse_args(argv)
-    for flag, value, low in (("--chars", args.chars, 1), ("--lanes", args.lanes, 1), ("--repeats", args.repeats, 1),
-                             ("--big-mb", args.big_mb, 0)):
+    for flag, value, low in (("--chars", args.chars, 1), ("--lanes", args.lanes, 1),
+                             ("--repeats", args.repeats, 1), ("--big-mb", args.big_mb, 0)):
         if value is not None and value < low:
             parser.error(f"{flag} must be at least {low}, got {value}")
     if args.lanes is not None and args.lanes > cz.MAX_LANES:
@@ -151,10 +155,12 @@ def main(argv=None):
     print(f"shipped model: {ckpt.config['model']}, {ckpt.config['hidden']} hidden units; arithmetic: "
           f"{cz.numpy_net(ckpt.model).arithmetic}, {blas[2] if blas else 'unknown BLAS'}, 1 thread")
     text = held_out_text()[:args.chars]
-    ok = compare(text, "held-out Tiny Shakespeare (`--corpus tinyshakespeare --preprocess raw --val-fraction 0.1`)",
+    ok = compare(text, "held-out Tiny Shakespeare (`--corpus tinyshakespeare --preprocess raw --val-fraction "
+                       "0.1`)",
                  ckpt, lanes=args.lanes, repeats=args.repeats, model_repeats=args.repeats, entropy=True)
     if args.big_mb:
-        ok &= compare(big_text(args.big_mb), f"{args.big_mb} MB: Tiny Shakespeare's speeches reshuffled in every copy",
+        ok &= compare(big_text(args.big_mb), f"{args.big_mb} MB: Tiny Shakespeare's speeches reshuffled in "
+                                             "every copy",
                       ckpt, lanes=args.lanes, repeats=1, model_repeats=1, entropy=False)
     return 0 if ok else 1
 

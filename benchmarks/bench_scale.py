@@ -32,6 +32,13 @@ IMPLS = {  # how each implementation is built
     "scratch": "the registry's *-bptt cells: batched, backward through time by hand (d2lrnn/cells/)",
     "fused": "the registry's fused models: MXNet's RNN operator on one flat parameter (model.FusedLayer)",
     "gluon": "the lecture's RNNModel around a gluon.rnn layer (the operator plus Gluon's per-call concat)",
+    "torch": "the reference: torch.nn.RNN/GRU/LSTM on the CPU, same shapes and loop (needs --torch-python)",
+}
+TORCH_REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_reference.py")
+PICKS = {  # what `d2lrnn train --model NAME` runs for each cell, and why (the README's table says the same)
+    "lecture": "rnn/gru/lstm: the lecture's own step function, to be read and changed",
+    "scratch": "*-bptt: the same cell batched, backward by hand: layers, embedding, dropout; faster",
+    "fused": "gluon-*: MXNet's fused operator (oneDNN), the fastest for every cell on a CPU",
 }
 
 
@@ -107,16 +114,32 @@ def child(label, impl, chars):
         flops_per_char=flops_per_char(cell, layers, vocab), vocab=vocab, numpy=np.__version__)))
 
 
-def spawn(label, impl, chars, threads=None):
+def torch_command(label, chars, threads, torch_python):
+    """The command line that runs the PyTorch reference for one model."""
+    import d2lrnn
+
+    cell, layers = MODELS[label]
+    return [torch_python, TORCH_REFERENCE, str(d2lrnn.get_corpus_path(corpus="tinyshakespeare")), cell,
+            str(layers), str(HIDDEN), str(STEPS), str(BATCH), str(chars), str(threads or 2),
+            "sgd", "100", "0.01"]
+
+
+def spawn(label, impl, chars, threads=None, torch_python=None):
     """Run `child` in a fresh interpreter (with OMP_NUM_THREADS=threads if given); return its result dict."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", label, impl, str(chars)]
+    if impl == "torch":
+        cmd = torch_command(label, chars, threads, torch_python)
     env = dict(os.environ)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT "):])
+            if impl == "torch":  # the same arithmetic, so the same share of the matmul rate can be given
+                result.update(peak_mb=float("nan"), matmul_gflops=matmul_rate(),
+                              flops_per_char=flops_per_char(*MODELS[label], vocab=65))
+            return result
     sys.exit(f"{label} {impl} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
 
 
@@ -131,12 +154,13 @@ def speed(args):
     print(f"one epoch over {args.chars:,} characters of Tiny Shakespeare, hidden {HIDDEN}, {STEPS} steps, "
           f"batch {BATCH}, {args.rounds} rounds; {environment()}")
     runs = {}
-    combos = [(label, impl, t) for label in args.models for impl in args.impls for t in args.threads
+    impls = [i for i in args.impls if i != "torch" or args.torch_python]
+    combos = [(label, impl, t) for label in args.models for impl in impls for t in args.threads
               if runs_as(label, impl)]
     for r in range(args.rounds):
         order = combos if r % 2 == 0 else combos[::-1]  # alternate the order from round to round
         for label, impl, threads in order:
-            res = spawn(label, impl, args.chars, threads)
+            res = spawn(label, impl, args.chars, threads, args.torch_python)
             runs.setdefault((label, impl, threads), []).append(res)
             print(f"  round {r + 1} {label:13s} {impl:8s} {threads or 'default'} threads "
                   f"{res['chars_per_s']:9,.0f} chars/s, peak {res['peak_mb']:5.0f} MB, "
@@ -146,7 +170,7 @@ def speed(args):
     print("| model | implementation | " + " | ".join(heads) + " | share of matmul rate (best) | peak RSS |")
     print("|---|---|" + "---|" * len(heads) + "---|---|")
     for label in args.models:
-        for impl in filter(lambda impl: runs_as(label, impl), args.impls):
+        for impl in filter(lambda impl: runs_as(label, impl), impls):
             rates, shares, peaks = [], [], []
             for t in args.threads:
                 results = runs[(label, impl, t)]
@@ -162,6 +186,16 @@ def speed(args):
 
     print("\nmatmul rate of the large FullyConnected, median: " + ", ".join(
         f"{t or 'default'} threads {matmul(t):.0f} GFLOP/s" for t in args.threads))
+    if args.torch_python:
+        print("\nbest d2lrnn path / PyTorch, characters per second (same run, medians, best thread setting):")
+        for label in args.models:
+            def best(impl, label=label):
+                return max(statistics.median(r["chars_per_s"] for r in runs[(label, impl, t)])
+                           for t in args.threads if (label, impl, t) in runs)
+            ours = max((best(i), i) for i in impls if i != "torch" and runs_as(label, i))
+            theirs = best("torch")
+            print(f"  {label}: {ours[1]} {ours[0]:,.0f} / torch {theirs:,.0f} = {ours[0] / theirs:.2f}x")
+    print("\nwhat `d2lrnn train --model` runs: " + "; ".join(PICKS.values()))
 
 
 def memory(args):
@@ -186,10 +220,11 @@ def main():
     ap.add_argument("--chars", type=int, default=300_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated, from: " + ", ".join(MODELS))
-    ap.add_argument("--impls", default="scratch,fused,gluon", help="from: " + ", ".join(IMPLS))
+    ap.add_argument("--impls", default="lecture,scratch,fused,gluon,torch", help="from: " + ", ".join(IMPLS))
     ap.add_argument("--threads", default="1,2",
                     help="OMP_NUM_THREADS values to run each at ('0': leave unset)")
     ap.add_argument("--memory", action="store_true", help="peak RSS after --chars and 4 x --chars instead")
+    ap.add_argument("--torch-python", help="a Python with torch, for the PyTorch reference (impl 'torch')")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

@@ -1,4 +1,4 @@
-"""`python -m d2lrnn ...` (and the `d2lrnn` script): thread settings and stop signals first, then the command line.
+"""`python -m d2lrnn ...` and the `d2lrnn` script: thread settings and stop signals first, then the CLI.
 
 MXNet reads its OpenMP settings once, when it loads, so they are chosen here, before anything imports
 it: if the command wants other settings than the environment has, the process restarts itself once
@@ -47,7 +47,8 @@ def wanted_threads(argv, environ):
         return None  # the command line reports the bad value
     if wanted is None or wanted == max(1, cpus // 2):  # MXNet's own default already
         return None
-    return {**environ, "OMP_NUM_THREADS": str(wanted), "OMP_WAIT_POLICY": environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    wait = environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    return {**environ, "OMP_NUM_THREADS": str(wanted), "OMP_WAIT_POLICY": wait}
 
 
 def run():

@@ -30,7 +30,7 @@ class MXNetFirstImport:
             prepare_numpy()
         return None  # let the normal finders load it
 
-    def __eq__(self, other):  # one hook per process, even when this module is loaded twice (a .pth and d2lrnn)
+    def __eq__(self, other):  # one hook per process, even if this module loads twice (a .pth and d2lrnn)
         return type(other).__name__ == type(self).__name__
 
     __hash__ = object.__hash__

@@ -1,4 +1,4 @@
-"""Checkpoints: a model's weights in MXNet's format, its vocabulary, config and history as text, checked on load.
+"""Checkpoints: a model's weights in MXNet's format, its vocabulary, config and history as text, all checked.
 
 A checkpoint is a folder holding params.nd, vocab.json, config.json, history.csv, optimizer.nd (when
 the optimiser has state) and manifest.json, the SHA-256 of every other file. A save writes a new
@@ -31,8 +31,8 @@ FORMAT = 3  # bump when the layout or a meaning changes; 1 had no manifest; in 2
 
 PRETRAINED = Path(__file__).resolve().parent / "pretrained"
 # shakespeare-lstm (1.4 MB): the fused LSTM of the README's Tiny Shakespeare results, made by
-#   python -m d2lrnn train --corpus tinyshakespeare --model gluon-lstm --hidden 256 --optimizer adam --lr 0.002 \
-#       --clip 1 --val-fraction 0.1 --epochs 20 --steps 64 --batch-size 64 --out runs/shakespeare
+#   python -m d2lrnn train --corpus tinyshakespeare --model gluon-lstm --hidden 256 --optimizer adam \
+#       --lr 0.002 --clip 1 --val-fraction 0.1 --epochs 20 --steps 64 --batch-size 64 --out runs/shakespeare
 # (its best/ folder; held-out perplexity 5.004, 1.610 nats per character, after 20 epochs / 9.9 minutes here)
 # timemachine-rnn (1.2 MB): the lecture's RNN (the `rnn` step function, 512 hidden, 35 steps, batch 32,
 #   lr 100, clipping 0.01, sequential, 500 epochs, seed 0: the main job's defaults), for notebooks 4, 5, 9:
@@ -45,7 +45,7 @@ def pretrained(name="shakespeare-lstm"):
     """The folder of a checkpoint shipped with d2lrnn (load it with load_checkpoint)."""
     folder = PRETRAINED / name
     if not folder.is_dir():
-        names = ", ".join(sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir())) if PRETRAINED.is_dir() else ""
+        names = ", ".join(sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()))
         raise CheckpointError(f"no shipped checkpoint called {name!r} (there are: {names or 'none'})")
     return folder
 
@@ -88,8 +88,8 @@ def _reason(err):
     if isinstance(err, OSError):
         return err.strerror or str(err)
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    reason = next((line[len("MXNetError:"):].strip() for line in reversed(lines) if line.startswith("MXNetError:")),
-                  lines[-1] if lines else type(err).__name__)
+    marked = [line[len("MXNetError:"):].strip() for line in lines if line.startswith("MXNetError:")]
+    reason = marked[-1] if marked else lines[-1] if lines else type(err).__name__
     if "Write incomplete" in reason:  # MXNet's words for a write the disk did not take
         return "the disk is full or refused the write (MXNet: FileStream.Write incomplete)"
     return reason
@@ -144,9 +144,9 @@ def clean_leftovers(directory):
     if old.is_symlink() or old.is_file():   # not something a save leaves: a stray file
         old.unlink()
     elif old.is_dir():
-        if directory.is_dir() and not directory.is_symlink():  # the swap finished; only the clean-up was cut short
+        if directory.is_dir() and not directory.is_symlink():  # the swap finished; the clean-up did not
             shutil.rmtree(old)
-        elif not directory.exists() and not directory.is_symlink():  # cut between the two renames: put it back
+        elif not directory.exists() and not directory.is_symlink():  # cut between the renames: put it back
             os.replace(old, directory)
 
 
@@ -224,8 +224,8 @@ def find_checkpoint(directory, prefer_best=False):
         for folder in (candidate, _old(candidate)):
             if (folder / MANIFEST_FILE).is_file() or (folder / CONFIG_FILE).is_file():
                 return folder
-    raise CheckpointError(f"no checkpoint in {quoted(directory)}: expected {MANIFEST_FILE} and the files it lists "
-                          f"there or in {quoted(directory / 'checkpoint')} (written by `d2lrnn train`)")
+    raise CheckpointError(f"no checkpoint in {quoted(directory)}: expected {MANIFEST_FILE} and the files it "
+                          f"lists there or in {quoted(directory / 'checkpoint')} (written by `d2lrnn train`)")
 
 
 MAX_JSON_BYTES = 1 << 20  # config, vocabulary and manifest files are a few KB; a larger one is not ours
@@ -246,22 +246,22 @@ def _read_json(folder, name):
 def verify(folder):
     """Check every file of a checkpoint against its manifest; returns the folder."""
     if not (folder / MANIFEST_FILE).is_file():
-        raise CheckpointError(f"{quoted(folder)} has no {MANIFEST_FILE}: it is incomplete or was written by an "
-                              "older d2lrnn; train it again")
+        raise CheckpointError(f"{quoted(folder)} has no {MANIFEST_FILE}: it is incomplete or was written by "
+                              "an older d2lrnn; train it again")
     manifest = _read_json(folder, MANIFEST_FILE)
     digests = manifest.get("sha256") if isinstance(manifest, dict) else None
     if not isinstance(digests, dict) or PARAMS_FILE not in digests:
         raise CheckpointError(f"{quoted(folder / MANIFEST_FILE)} is damaged (no SHA-256 list); train again")
     for name, digest in sorted(digests.items()):
         if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
-            raise CheckpointError(f"{quoted(folder / MANIFEST_FILE)} is damaged (it lists {name!r}, not a file of "
-                                  "the checkpoint); train again")
+            raise CheckpointError(f"{quoted(folder / MANIFEST_FILE)} is damaged (it lists {name!r}, not a "
+                                  "file of the checkpoint); train again")
         path = folder / name
         if not path.is_file():
             raise CheckpointError(f"{quoted(path)} is missing: the checkpoint is incomplete; train again")
         if file_digest(path, "sha256") != digest:
-            raise CheckpointError(f"{quoted(path)} is damaged (its SHA-256 differs from the one in {MANIFEST_FILE}); "
-                                  "train again or use another checkpoint")
+            raise CheckpointError(f"{quoted(path)} is damaged (its SHA-256 differs from the one in "
+                                  f"{MANIFEST_FILE}); train again or use another checkpoint")
     return folder
 
 
@@ -270,7 +270,8 @@ def _load_arrays(path):
     try:
         return nd.load(str(path))
     except MXNetError as err:
-        raise CheckpointError(f"{quoted(path)} cannot be read by MXNet ({_reason(err)}); train again") from None
+        raise CheckpointError(f"{quoted(path)} cannot be read by MXNet ({_reason(err)}); train "
+                              "again") from None
 
 
 def _number(value, low=0.0):
@@ -295,19 +296,33 @@ def check_config(config, where):
         settings = from_dict(config, where)
     except UserError as err:
         raise CheckpointError(str(err)) from None
-    position, held_out = config.get("position"), config.get("held_out")
-    ok = position is None or (isinstance(position, dict) and (
-        (set(position) == {"epochs_done", "batch"} and type(position["epochs_done"]) is int
-         and 0 <= position["epochs_done"] <= BIG and (position["batch"] is None or type(position["batch"]) is int
-                                                        and 1 <= position["batch"] <= BIG))
-        or (set(position) == {"best_epoch", "best_val_perplexity"} and _number(position["best_epoch"], -1)
-            and _number(position["best_val_perplexity"]))))
-    if not ok:
-        raise CheckpointError(f"{where}: the field 'position' is not one d2lrnn writes ({position!r}); train again")
-    if held_out is not None and not (isinstance(held_out, dict) and set(held_out) == {"sha256", "perplexity"}
-                                     and isinstance(held_out["sha256"], str) and _number(held_out["perplexity"])):
-        raise CheckpointError(f"{where}: the field 'held_out' is not one d2lrnn writes ({held_out!r}); train again")
+    for key, valid in (("position", _valid_position), ("held_out", _valid_held_out)):
+        if config.get(key) is not None and not valid(config[key]):
+            raise CheckpointError(f"{where}: the field {key!r} is not one d2lrnn writes ({config[key]!r}); "
+                                  "train again")
     return config, settings
+
+
+def _whole(value, low, high=BIG):
+    """True for an int (not a bool) in [low, high]."""
+    return type(value) is int and low <= value <= high
+
+
+def _valid_position(position):
+    """Where a stop left training ({epochs_done, batch}), or which epoch best/ holds ({best_epoch, ...})."""
+    if not isinstance(position, dict):
+        return False
+    if set(position) == {"epochs_done", "batch"}:
+        batch = position["batch"]
+        return _whole(position["epochs_done"], 0) and (batch is None or _whole(batch, 1))
+    return (set(position) == {"best_epoch", "best_val_perplexity"} and _number(position["best_epoch"], -1)
+            and _number(position["best_val_perplexity"]))
+
+
+def _valid_held_out(held_out):
+    """The fingerprint of the held-out text best/ was scored on, and its score."""
+    return (isinstance(held_out, dict) and set(held_out) == {"sha256", "perplexity"}
+            and isinstance(held_out["sha256"], str) and _number(held_out["perplexity"]))
 
 
 def load_checkpoint(directory, ctx, prefer_best=False):
@@ -315,9 +330,10 @@ def load_checkpoint(directory, ctx, prefer_best=False):
     folder = verify(find_checkpoint(directory, prefer_best))
     config, settings = check_config(_read_json(folder, CONFIG_FILE), quoted(folder / CONFIG_FILE))
     idx_to_char = _read_json(folder, VOCAB_FILE)
-    if not (isinstance(idx_to_char, list) and idx_to_char and all(isinstance(t, str) and t for t in idx_to_char)
-            and len(set(idx_to_char)) == len(idx_to_char)):
-        raise CheckpointError(f"{quoted(folder / VOCAB_FILE)} is damaged (not a list of distinct tokens); train again")
+    tokens_ok = isinstance(idx_to_char, list) and all(isinstance(t, str) and t for t in idx_to_char)
+    if not (tokens_ok and idx_to_char and len(set(idx_to_char)) == len(idx_to_char)):
+        raise CheckpointError(f"{quoted(folder / VOCAB_FILE)} is damaged (not a list of distinct tokens); "
+                              "train again")
     try:
         check_fits(config["model"], vocab_size=len(idx_to_char), num_hiddens=config["hidden"],
                    num_layers=settings.layers, embed_size=settings.embed)
@@ -330,19 +346,20 @@ def load_checkpoint(directory, ctx, prefer_best=False):
     names = [f"param{i:02d}" for i in range(len(arrays))]
     if sorted(saved) != names or any(saved[n].shape != a.shape for n, a in zip(names, arrays)):
         raise CheckpointError(f"{quoted(folder / PARAMS_FILE)} does not fit a {config['model']} with "
-                              f"{config['hidden']} hidden units and {len(idx_to_char)} tokens; the checkpoint is "
-                              "inconsistent")
+                              f"{config['hidden']} hidden units and {len(idx_to_char)} tokens; the "
+                              "checkpoint is inconsistent")
     bad = non_finite([saved[n] for n in names])
     if bad:
-        raise CheckpointError(f"{quoted(folder / PARAMS_FILE)} holds NaN or infinite weights (arrays {bad}): that "
-                              "model diverged; use an earlier checkpoint")
+        raise CheckpointError(f"{quoted(folder / PARAMS_FILE)} holds NaN or infinite weights (arrays {bad}): "
+                              "that model diverged; use an earlier checkpoint")
     for n, a in zip(names, arrays):
         a[:] = saved[n].as_in_context(ctx)
     try:
         history = History.from_csv(folder / HISTORY_FILE) if (folder / HISTORY_FILE).is_file() else History()
     except (ValueError, KeyError, TypeError, csv.Error) as err:  # UnicodeDecodeError is a ValueError
-        raise CheckpointError(f"{quoted(folder / HISTORY_FILE)} is damaged ({type(err).__name__}: {err}); train "
-                              "again") from None
+        raise CheckpointError(f"{quoted(folder / HISTORY_FILE)} is damaged ({type(err).__name__}: {err}); "
+                              "train again") from None
     opt = _load_arrays(folder / OPTIMIZER_FILE) if (folder / OPTIMIZER_FILE).is_file() else {}
-    return Checkpoint(model=model, idx_to_char=idx_to_char, char_to_idx={c: i for i, c in enumerate(idx_to_char)},
-                      config=config, settings=settings, history=history, optimizer_arrays=opt, folder=folder)
+    char_to_idx = {c: i for i, c in enumerate(idx_to_char)}
+    return Checkpoint(model=model, idx_to_char=idx_to_char, char_to_idx=char_to_idx, config=config,
+                      settings=settings, history=history, optimizer_arrays=opt, folder=folder)

@@ -51,10 +51,11 @@ def generate_command(args):
     source = ckpt.settings.source()
     prefix = preprocess(args.prefix, source.style) if source.token == "char" else args.prefix
     sampling = args.temperature is not None or args.top_k is not None
+    temperature = (1.0 if args.temperature is None else args.temperature) if sampling else None
     try:
         text = generate(ckpt.model, prefix, args.length, ctx=ctx, idx_to_char=ckpt.idx_to_char,
                         char_to_idx=ckpt.char_to_idx, top_k=args.top_k, seed=args.seed,
-                        temperature=(1.0 if args.temperature is None else args.temperature) if sampling else None)
+                        temperature=temperature)
     except ValueError as err:
         raise UserError(f"--prefix: {err}") from None
     print(text)
@@ -75,15 +76,16 @@ def evaluate_command(args):
         source = dataclasses.replace(source, text=args.text, corpus=args.corpus or source.corpus)
         split = "all" if split == "val" and not source.holds_out else split
     if split == "val" and not source.holds_out:
-        raise UserError(f"{quoted(ckpt.folder)} was trained without held-out text: give --text or --corpus to "
-                        "score a text, or --split train")
+        raise UserError(f"{quoted(ckpt.folder)} was trained without held-out text: give --text or --corpus "
+                        "to score a text, or --split train")
     try:
         text = source.part(split)
     except ValueError as err:
         raise UserError(f"this text does not have the checkpoint's split ({err}); use --split all") from None
     indices, missing = encode(text, ckpt.char_to_idx, source.token)
     if len(indices) < 2:
-        raise UserError(f"the text has {len(indices)} {source.token}s in the vocabulary; scoring needs at least 2")
+        raise UserError(f"the text has {len(indices)} {source.token}s in the vocabulary; scoring needs at "
+                        "least 2")
     ppl = evaluate_perplexity(ckpt.model, indices, ctx=ctx, num_steps=args.steps, batch_size=args.batch_size)
     bits = math.log2(ppl) if ppl > 0 and math.isfinite(ppl) else None
     report = {"source": source.name, "split": split, "tokens": int(len(indices)), "perplexity": ppl,
@@ -127,12 +129,13 @@ def compress_command(args):
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise UserError(f"{quoted(args.input)} is not UTF-8 text ({err.reason} at byte {err.start}); compress text "
-                        "files only") from None
+        raise UserError(f"{quoted(args.input)} is not UTF-8 text ({err.reason} at byte {err.start}); "
+                        "compress text files only") from None
     ctx = resolve_ctx(args.ctx)
     ckpt = load_checkpoint(args.checkpoint, ctx, prefer_best=True)
     if ckpt.settings.token != "char":
-        raise UserError(f"{quoted(ckpt.folder)} is a word-level model: compression works with character models")
+        raise UserError(f"{quoted(ckpt.folder)} is a word-level model: compression works with character "
+                        "models")
     start = time.time()
     data = cz.compress(text, ckpt.model, char_to_idx=ckpt.char_to_idx, ctx=ctx, lanes=args.lanes)
     seconds = time.time() - start
@@ -164,20 +167,23 @@ def _train_parser(sub):
     g = t.add_argument_group("model")
     g.add_argument("--model", choices=list(MODELS), default=d.model,
                    help="; ".join(f"{name}: {spec.summary}" for name, spec in MODELS.items()))
-    g.add_argument("--hidden", type=int, default=d.hidden, help="hidden units per layer (default %(default)s)")
+    g.add_argument("--hidden", type=int, default=d.hidden, help="hidden units per layer (default "
+                                                                "%(default)s)")
     g.add_argument("--layers", type=int, default=d.layers, help="recurrent layers (default %(default)s)")
     g.add_argument("--embed", type=int, default=d.embed, help="embedding size; 0: one-hot input (default)")
     g.add_argument("--dropout", type=float, default=d.dropout, help="dropout between layers (default 0)")
     g = t.add_argument_group("training")
-    g.add_argument("--epochs", type=int, help=f"epochs to train (default {TrainConfig.LECTURE_EPOCHS}, or until "
-                                              "--minutes runs out)")
+    g.add_argument("--epochs", type=int, help=f"epochs to train (default {TrainConfig.LECTURE_EPOCHS}, or "
+                                              "until --minutes runs out)")
     g.add_argument("--minutes", type=float, help="stop after this many minutes of training")
     g.add_argument("--train-chars", type=int, help="stop after training on this many characters (tokens), "
-                                                   "counted over all epochs: a budget that is the same on any machine")
+                                                   "counted over all epochs: a budget that is the same on "
+                                                   "any machine")
     g.add_argument("--steps", type=int, default=d.steps, help="time steps per minibatch (num_steps)")
     g.add_argument("--batch-size", type=int, default=d.batch_size)
     g.add_argument("--optimizer", choices=["sgd", "adam"], default=d.optimizer)
-    g.add_argument("--lr", type=float, default=d.lr, help="learning rate (default %(default)s; try 0.002 with adam)")
+    g.add_argument("--lr", type=float, default=d.lr, help="learning rate (default %(default)s; try 0.002 "
+                                                          "with adam)")
     g.add_argument("--lr-schedule", choices=["constant", "cosine"], default=d.lr_schedule,
                    help="constant (default), or cosine: decay to a tenth of --lr by the end of the run")
     g.add_argument("--warmup", type=int, default=d.warmup, help="minibatches of linear learning-rate warm-up")
@@ -189,7 +195,8 @@ def _train_parser(sub):
                    help="OpenMP threads for MXNet: a number, or auto (default): every CPU for the fused "
                         "gluon-* models, MXNet's own default for the others; OMP_NUM_THREADS, if set, wins")
     g = t.add_argument_group("data")
-    g.add_argument("--corpus", choices=list(CORPORA), default=d.corpus, help="built-in text (default %(default)s)")
+    g.add_argument("--corpus", choices=list(CORPORA), default=d.corpus, help="built-in text (default "
+                                                                             "%(default)s)")
     g.add_argument("--text", help="train on this UTF-8 file instead of a built-in corpus")
     g.add_argument("--preprocess", choices=list(PREPROCESS),
                    help="lecture: lower case, line breaks as spaces (default for timemachine and --text); "
@@ -198,7 +205,8 @@ def _train_parser(sub):
     g.add_argument("--num-chars", type=int, help="characters to train on (default: 10000 of timemachine, "
                                                  "else all but the held-out text)")
     g.add_argument("--val-chars", type=int, default=d.val_chars,
-                   help="hold out this many characters after the training text (the end, without --num-chars)")
+                   help="hold out this many characters after the training text (the end, without "
+                        "--num-chars)")
     g.add_argument("--val-fraction", type=float, default=d.val_fraction,
                    help="hold out this fraction at the end of the text (0.1: nanoGPT's split)")
     g = t.add_argument_group("output")
@@ -217,7 +225,8 @@ def _train_parser(sub):
 
 def build_parser():
     """The `d2lrnn` argument parser with its train, generate, evaluate, compress and decompress commands."""
-    parser = Parser(prog="d2lrnn", description="Train, sample and score the STAT 157 lecture's character RNN.")
+    parser = Parser(prog="d2lrnn", description="Train, sample and score the STAT 157 lecture's character "
+                                               "RNN.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     _train_parser(sub)
     checkpoint_help = "a run folder (its best/ if any, else checkpoint/) or a checkpoint folder"
@@ -236,7 +245,8 @@ def build_parser():
     which.add_argument("--corpus", choices=list(CORPORA), help="score this built-in corpus")
     e.add_argument("--split", choices=["val", "train", "all"], default="val",
                    help="the checkpoint's held-out part (default), its training part, or the whole text")
-    e.add_argument("--steps", type=int, default=35, help="window length (changes speed and memory, not the result)")
+    e.add_argument("--steps", type=int, default=35, help="window length (changes speed and memory, not the "
+                                                         "result)")
     e.add_argument("--batch-size", type=int, default=32,
                    help="streams the text is read as (default %(default)s, as training scores held-out text)")
     e.add_argument("--json", action="store_true", help="also print the result as one JSON line")

@@ -79,4 +79,5 @@ def _args(args):
 
 def setup_cell_source(source=None):
     """The text of every notebook's first code cell (with `source` replacing the git URL)."""
-    return _SETUP_TEMPLATE.format(numpy_step=_args(NUMPY_STEP), package_step=_args(package_step(source))).rstrip("\n")
+    cell = _SETUP_TEMPLATE.format(numpy_step=_args(NUMPY_STEP), package_step=_args(package_step(source)))
+    return cell.rstrip("\n")

@@ -39,10 +39,10 @@ from .utils import UserError
 
 MAX_LANES = 4096                   # lanes coded side by side, at most
 MAGIC = b"D2LRNN-Z"
-VERSION = 2                        # format 1 (MXNet's probabilities, escapes inline) is refused with a message
+VERSION = 2                        # format 1 (MXNet's probabilities, escapes inline) is refused, with a word
 PRECISION = 24                     # constriction's range coder: every probability is a whole number / 2**24
 ESCAPE_WEIGHT = 2 ** 12            # the escape symbol's share of the 2**24 at every step
-ESCAPE_PROBABILITY = ESCAPE_WEIGHT / 2 ** PRECISION  # = 2**-12, at least, for characters outside the vocabulary
+ESCAPE_PROBABILITY = ESCAPE_WEIGHT / 2 ** PRECISION  # = 2**-12 at least, for characters the vocabulary lacks
 MAX_PROBABILITY = 1 - 2 ** -8      # no character is coded as surer than this: each costs >= 0.0056 bits
 CODE_POINTS = 0x110000             # every Unicode code point, coded uniformly after an escape
 MAX_HEADER_BYTES = 4096            # a header longer than this is not one d2lrnn wrote
@@ -148,7 +148,8 @@ class _Net:
     def start(self, lanes):
         """Zero state for `lanes` rows: per layer [h], or [h, c] for an LSTM."""
         arrays = 2 if self.cell == "lstm" else 1
-        self.state = [[np.zeros((lanes, layer.n), np.float32) for _ in range(arrays)] for layer in self.layers]
+        self.state = [[np.zeros((lanes, layer.n), np.float32) for _ in range(arrays)]
+                      for layer in self.layers]
 
     def step(self, tokens):
         """Logits (lanes, vocab), float32, of every lane's next character given its last token."""
@@ -213,7 +214,7 @@ class _Net:
 
 
 def _fused_layers(fused):
-    """_Layers of a model.FusedLayer: its flat vector holds i2h, h2h weights per layer, then i2h, h2h biases."""
+    """_Layers of a model.FusedLayer: its flat vector holds i2h, h2h weights per layer, then the biases."""
     flat = fused.flat.data().asnumpy()
     G, n, count = GATES[fused.cell], fused.num_hiddens, fused.num_layers
     weights, offset = [], 0
@@ -266,7 +267,7 @@ def numpy_net(model):
 
 
 class _MXNetNet:
-    """Any other model (a student's own step function, say): its own MXNet forward pass, all lanes per call."""
+    """Any other model (a student's own step function, say): its MXNet forward pass, all lanes per call."""
 
     arithmetic = "mxnet"
 
@@ -293,9 +294,9 @@ def _net(model, ctx):
 
 @functools.lru_cache(maxsize=None)
 def _numpy_openblas():
-    """The OpenBLAS inside numpy's wheels as (set_threads, get_threads, description), or None for another BLAS."""
+    """The OpenBLAS in numpy's wheels as (set_threads, get_threads, description), or None for another BLAS."""
     here = os.path.dirname(np.__file__)
-    folders = (os.path.join(here, os.pardir, "numpy.libs"), os.path.join(here, ".dylibs"), os.path.join(here, ".libs"))
+    folders = [os.path.join(here, *parts) for parts in ((os.pardir, "numpy.libs"), (".dylibs",), (".libs",))]
     for path in sorted(p for folder in folders for p in glob.glob(os.path.join(folder, "lib*openblas*"))):
         try:
             lib = ctypes.CDLL(path)  # the copy numpy has loaded already
@@ -390,7 +391,8 @@ def coded_bits(weights, symbols):
 def min_bits_per_char(vocab):
     """The fewest bits a character can cost: -log2 MAX_PROBABILITY, or less sure where the vocabulary is huge
     (every other symbol keeps at least 1 / 2**24, the escape 2**-12)."""
-    return PRECISION - math.log2(min(MAX_PROBABILITY * 2 ** PRECISION, 2 ** PRECISION - vocab - (ESCAPE_WEIGHT - 1)))
+    largest = min(MAX_PROBABILITY * 2 ** PRECISION, 2 ** PRECISION - vocab - (ESCAPE_WEIGHT - 1))
+    return PRECISION - math.log2(largest)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -411,7 +413,7 @@ def default_lanes(num_chars):
 
 
 def _pieces(n, lanes):
-    """(starts, lengths) of the lanes' contiguous pieces of an n-character text, lengths differing by at most 1."""
+    """(starts, lengths) of the lanes' contiguous pieces of an n-character text; lengths differ by <= 1."""
     base, extra = divmod(n, lanes)
     lengths = np.full(lanes, base, dtype=np.int64)
     lengths[:extra] += 1
@@ -434,8 +436,8 @@ def _start_token(char_to_idx):
 def _vocab_points(idx_to_char):
     """The vocabulary's code points, refusing entries that are not single characters."""
     if not all(isinstance(c, str) and len(c) == 1 for c in idx_to_char):
-        raise CompressError("compression works with character models: this vocabulary has entries that are not "
-                            "single characters")
+        raise CompressError("compression works with character models: this vocabulary has entries that are "
+                            "not single characters")
     return np.array([ord(c) for c in idx_to_char], dtype=np.int64)
 
 
@@ -486,7 +488,7 @@ def _lanes_for(n, lanes):
 
 
 def _text_symbols(text, char_to_idx):
-    """(code points, symbols, idx_to_char) of a text: symbol = vocabulary index, or len(vocabulary) to escape."""
+    """(code points, symbols, idx_to_char) of a text: a symbol is a vocabulary index or len(vocabulary)."""
     if len(text) > MAX_CHARS:
         raise CompressError(f"the text has {len(text):,} characters; one file holds at most {MAX_CHARS:,}")
     idx_to_char = sorted(char_to_idx, key=char_to_idx.get)
@@ -518,7 +520,8 @@ def cross_entropy_bits(model, text, *, char_to_idx, ctx, lanes=None, quantised=F
                 z -= z.max(axis=1, keepdims=True)
                 z -= np.log(np.exp(z).sum(axis=1, keepdims=True))  # log-probabilities
                 known = np.flatnonzero(step != escape)
-                bits -= z[known, step[known]].sum() / math.log(2) + len(known) * math.log2(1 - ESCAPE_PROBABILITY)
+                bits -= z[known, step[known]].sum() / math.log(2)
+                bits -= len(known) * math.log2(1 - ESCAPE_PROBABILITY)
                 bits -= (len(step) - len(known)) * math.log2(ESCAPE_PROBABILITY)
             run.feed(step)
     return float(bits + (symbols == escape).sum() * math.log2(CODE_POINTS))
@@ -586,8 +589,8 @@ def read_header(data):
         raise _damaged("its header is not a JSON object")
     version = header.get("version")
     if type(version) is int and version != VERSION:
-        raise CompressError(f"this file is format {version}; this d2lrnn reads format {VERSION} only: compress the "
-                            "text again with this version")
+        raise CompressError(f"this file is format {version}; this d2lrnn reads format {VERSION} only: "
+                            "compress the text again with this version")
     if set(header) != set(HEADER_FIELDS):
         missing, extra = sorted(set(HEADER_FIELDS) - set(header)), sorted(set(header) - set(HEADER_FIELDS))
         raise _damaged(f"header fields missing: {', '.join(missing) or 'none'}; unexpected: "
@@ -604,7 +607,8 @@ def read_header(data):
         raise _damaged(f"header field 'vocab' is {vocab}, not from 1 to {MAX_VOCAB:,}")
     if header["arithmetic"] not in ARITHMETIC:
         raise _damaged(f"header field 'arithmetic' is not one of {', '.join(ARITHMETIC)}")
-    if not _is_hex(header["probe"], 16) or not all(_is_hex(header[k], 64) for k in ("model_sha256", "text_sha256")):
+    digests = all(_is_hex(header[k], 64) for k in ("model_sha256", "text_sha256"))
+    if not _is_hex(header["probe"], 16) or not digests:
         raise _damaged("a digest in its header is not hexadecimal of the right length")
     payload = len(data) - start
     if payload % 4:
@@ -622,7 +626,8 @@ def decompress(data, model, *, idx_to_char, ctx):
     constriction = _constriction()
     header, start = read_header(data)
     if header["model_sha256"] != model_digest(model):
-        raise CompressError("this file was compressed with another model: decompress it with the same checkpoint")
+        raise CompressError("this file was compressed with another model: decompress it with the same "
+                            "checkpoint")
     if header["vocab"] != len(idx_to_char):
         raise _damaged(f"its header says the vocabulary has {header['vocab']:,} characters; the model's has "
                        f"{len(idx_to_char):,}")
@@ -632,18 +637,20 @@ def decompress(data, model, *, idx_to_char, ctx):
     with _one_blas_thread() as blas:
         net = _net(model, ctx)
         if header["arithmetic"] != net.arithmetic:
-            raise CompressError(f"this file was coded with {ARITHMETIC[header['arithmetic']]}, but here the model "
-                                f"runs {ARITHMETIC[net.arithmetic]}: decompress it with the same kind of model")
+            raise CompressError(f"this file was coded with {ARITHMETIC[header['arithmetic']]}, but here the "
+                                f"model runs {ARITHMETIC[net.arithmetic]}: decompress it with the same kind "
+                                "of model")
         if n and _probe(net, lanes, escape) != header["probe"]:
-            raise CompressError(f"this machine ({blas}) computes the model's probabilities differently from the one "
-                                "that compressed the file, or its header is damaged: decompress it where it was "
-                                "compressed")
+            raise CompressError(f"this machine ({blas}) computes the model's probabilities differently from "
+                                "the one that compressed the file, or its header is damaged: decompress it "
+                                "where it was compressed")
         if n:
             text = _decode(constriction, net, data[start:], header, vocab_points,
                            _start_token({c: i for i, c in enumerate(idx_to_char)}))
     if _text_digest(text) != header["text_sha256"]:
-        raise CompressError("the decoded text does not match its checksum: the file is damaged, or this machine "
-                            "computes the model's probabilities differently from the one that compressed it")
+        raise CompressError("the decoded text does not match its checksum: the file is damaged, or this "
+                            "machine computes the model's probabilities differently from the one that "
+                            "compressed it")
     return text
 
 
@@ -678,5 +685,5 @@ def _decode(constriction, net, payload, header, vocab_points, start_token):
         if len(escaped):
             points[escaped] = decoder.decode(constriction.stream.model.Uniform(CODE_POINTS), len(escaped))
         return points.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
-    except (ValueError, RuntimeError, IndexError, OverflowError, AssertionError) as err:  # constriction: bad data
+    except (ValueError, RuntimeError, IndexError, OverflowError, AssertionError) as err:  # bad data
         raise _damaged(str(err).splitlines()[0] if str(err) else type(err).__name__) from None

@@ -1,4 +1,4 @@
-"""The main job's settings: one small object, its defaults (the lecture's), and the bounds every value must meet.
+"""The main job's settings: one small object, its defaults (the lecture's), and the bounds every value meets.
 
 The same checks run on the command line's arguments and on a checkpoint's config.json, so a value that
 could not have come from the command line cannot come from a file either.
@@ -26,7 +26,7 @@ class TrainConfig:
 
     epochs: int = None        # None: LECTURE_EPOCHS, or until `minutes` or `train_chars` runs out
     minutes: float = None     # a wall-clock budget instead of (or as well as) a number of epochs
-    train_chars: int = None   # a budget of training tokens seen (epochs x tokens per epoch), the same on any machine
+    train_chars: int = None   # a budget of training tokens seen (over all epochs): the same on any machine
     hidden: int = 512
     layers: int = 1
     embed: int = 0            # 0: one-hot input, as in the lecture
@@ -44,8 +44,8 @@ class TrainConfig:
     ctx: str = "auto"
     corpus: str = "timemachine"
     text: str = None          # a file of your own instead of a built-in corpus
-    preprocess: str = None    # None: the corpus's own (lecture for The Time Machine and --text, raw for Shakespeare)
-    num_chars: int = None     # None: the lecture's 10,000 for The Time Machine, else all but the held-out text
+    preprocess: str = None    # None: the corpus's own (lecture: The Time Machine, --text; raw: Shakespeare)
+    num_chars: int = None     # None: the lecture's 10,000 of The Time Machine, else all but the held-out text
     val_chars: int = 0
     val_fraction: float = 0.0
     prefix: list = field(default=None)
@@ -129,14 +129,16 @@ def validate(cfg, label=flag):
         raise UserError(f"{label('lr_schedule')} cosine decays over the whole run: give {label('epochs')} or "
                         f"{label('train_chars')} so that its length is known")
     if cfg.dropout and cfg.layers == 1:
-        raise UserError(f"{label('dropout')} acts between layers: give {label('layers')} 2 or more, or leave it out")
+        raise UserError(f"{label('dropout')} acts between layers: give {label('layers')} 2 or more, or leave "
+                        "it out")
     for name, allowed in CHOICES.items():
         value = getattr(cfg, name)
         if value not in allowed and not (value is None and name in NONE_ALLOWED):
             bad(name, "one of " + ", ".join(allowed))
     if MODELS[cfg.model].kind == "lecture" and (cfg.layers != 1 or cfg.embed):
-        raise UserError(f"{label('model')} {cfg.model} is the lecture's cell: one layer and one-hot input; use "
-                        f"{cfg.model}-bptt or gluon-{cfg.model} for {label('layers')} or {label('embed')}")
+        raise UserError(f"{label('model')} {cfg.model} is the lecture's cell: one layer and one-hot input; "
+                        f"use {cfg.model}-bptt or gluon-{cfg.model} for {label('layers')} or "
+                        f"{label('embed')}")
     return cfg
 
 
@@ -161,8 +163,8 @@ def from_dict(values, where):
     known = {k: v for k, v in values.items() if k in defaults and k not in MACHINE_SETTINGS}
     for name, value in known.items():
         if not _type_ok(name, value, defaults[name]):
-            raise UserError(f"{where}: the field {name!r} has the wrong type ({value!r}); train again or restore "
-                            "the file")
+            raise UserError(f"{where}: the field {name!r} has the wrong type ({value!r}); train again or "
+                            "restore the file")
     return validate(TrainConfig(**{**defaults, **known}), label=lambda name: f"{where}: the field {name!r}")
 
 

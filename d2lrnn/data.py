@@ -59,8 +59,8 @@ def _checked(path, corpus):
     digest = file_digest(path, "sha1")
     if digest != corpus.sha1:
         raise DataError(
-            f"{quoted(path)} is not the course's {corpus.file}: its sha1 is {digest}, expected {corpus.sha1}. "
-            f"Delete it (d2lrnn will download a fresh copy) or replace it with the file from {corpus.url}."
+            f"{quoted(path)} is not the course's {corpus.file}: its sha1 is {digest}, expected {corpus.sha1}"
+            f". Delete it (d2lrnn will download a fresh copy) or replace it with the file from {corpus.url}."
         )
     return path
 
@@ -197,7 +197,8 @@ def build_vocab(tokens, min_freq=0):
 def _check_num_chars(num_chars):
     """num_chars is None (all) or a positive whole number."""
     if num_chars is not None and (int(num_chars) != num_chars or num_chars < 1):
-        raise ValueError(f"num_chars must be a whole number >= 1, or None for the whole text; got {num_chars!r}")
+        raise ValueError("num_chars must be a whole number >= 1, or None for the whole text; got "
+                         f"{num_chars!r}")
 
 
 def corpus_from_text(text, num_chars=10000, token="char", min_freq=None, preprocess_style="lecture"):
@@ -248,9 +249,9 @@ def encode_text(text, char_to_idx, token="char", preprocess_style="lecture"):
     indices, missing = encode(preprocess(text, preprocess_style), char_to_idx, token)
     if missing and UNK not in char_to_idx:
         shown = ", ".join(repr(t) for t, _ in missing.most_common(5))
-        warnings.warn(f"{sum(missing.values())} of {len(indices) + sum(missing.values())} held-out {token}s are "
-                      f"not in the training vocabulary and are skipped (most common: {shown}); a vocabulary "
-                      f"with {UNK} keeps them", stacklevel=2)
+        warnings.warn(f"{sum(missing.values())} of {len(indices) + sum(missing.values())} held-out {token}s "
+                      f"are not in the training vocabulary and are skipped (most common: {shown}); a "
+                      f"vocabulary with {UNK} keeps them", stacklevel=2)
     return indices
 
 
@@ -295,11 +296,11 @@ def load_data_tiny_shakespeare(num_chars=None, data_dir=None, preprocess_style="
 
 @dataclass(frozen=True)
 class TextSource:
-    """Which text to train on and how to read it: a built-in corpus or a file, preprocessing, split, tokens."""
+    """Which text to train on and how to read it: a corpus or a file, preprocessing, split, tokens."""
 
     corpus: str = "timemachine"
     text: str = None          # a file of your own instead of a built-in corpus
-    preprocess: str = None    # None: the corpus's own (lecture for The Time Machine and files, raw for Shakespeare)
+    preprocess: str = None    # None: the corpus's own (lecture: The Time Machine and files; raw: Shakespeare)
     token: str = "char"
     num_chars: int = None     # None: the corpus's default (The Time Machine: the lecture's 10,000), else all
     val_chars: int = 0
@@ -357,24 +358,26 @@ def load_split(source):
     """Read, preprocess and split a TextSource; the vocabulary comes from the training part only."""
     text = source.read()
     if not text.strip():
-        raise DataError(f"{source.name}: the text is empty after preprocessing ({source.style}); choose another "
-                        "preprocessing or another text")
+        raise DataError(f"{source.name}: the text is empty after preprocessing ({source.style}); choose "
+                        "another preprocessing or another text")
     train_len, start, held = split_bounds(len(text), num_chars=source.train_chars, val_chars=source.val_chars,
                                           val_fraction=source.val_fraction)
     if source.token == "word":
         corpus, char_to_idx, idx_to_char, _ = corpus_from_text(text[:train_len], None, "word",
                                                                preprocess_style="raw")
-        val, skipped = encode(text[start:start + held], char_to_idx, "word") if source.holds_out else (None, {})
+        val, skipped = (encode(text[start:start + held], char_to_idx, "word") if source.holds_out
+                        else (None, {}))
     else:  # characters: one array of code points for the whole text, the training part indexed in place
         codes = _code_points(text)
         del text
-        corpus, idx_to_char = _index_codes(codes[:train_len])  # the held-out part starts at or after train_len
+        corpus, idx_to_char = _index_codes(codes[:train_len])  # held-out text starts at train_len or later
         char_to_idx = {c: i for i, c in enumerate(idx_to_char)}
         val, skipped = None, {}
         if source.holds_out:
             val, skipped = _encode_codes(codes[start:start + held], char_to_idx)
             val = val[val >= 0]
-    return Split(corpus=corpus, val=val, idx_to_char=idx_to_char, char_to_idx=char_to_idx, skipped=dict(skipped))
+    return Split(corpus=corpus, val=val, idx_to_char=idx_to_char, char_to_idx=char_to_idx,
+                 skipped=dict(skipped))
 
 
 LECTURE_PREFIXES = ("traveller", "time traveller")  # the lecture's, for The Time Machine

@@ -21,7 +21,8 @@ def encode_prefix(prefix, char_to_idx, idx_to_char):
         return [char_to_idx.get(t, char_to_idx[UNK]) for t in tokens]
     missing = sorted({t for t in tokens if t not in char_to_idx})
     if missing:
-        hint = " (the corpus is lower-cased: try prefix.lower())" if any(t != t.lower() for t in missing) else ""
+        upper = any(t != t.lower() for t in missing)
+        hint = " (the corpus is lower-cased: try prefix.lower())" if upper else ""
         raise ValueError(f"prefix {prefix!r} has {'words' if words else 'characters'} that are not in the "
                          f"vocabulary: {', '.join(map(repr, missing))}{hint}")
     return [char_to_idx[t] for t in tokens]
@@ -36,8 +37,8 @@ def decode(indices, idx_to_char):
 def check_sampling_args(temperature, top_k):
     """Reject a temperature <= 0 or a top_k < 1 with a message that says what is allowed."""
     if temperature is not None and not 0 < temperature < np.inf:
-        raise ValueError(f"temperature must be > 0 and finite (1 samples the model as is, smaller is greedier, "
-                         f"larger is more random), got {temperature!r}")
+        raise ValueError("temperature must be > 0 and finite (1 samples the model as is, smaller is "
+                         f"greedier, larger is more random), got {temperature!r}")
     if top_k is not None and (int(top_k) != top_k or top_k < 1):
         raise ValueError(f"top_k must be a whole number >= 1 (1 is greedy) or None for no limit, "
                          f"got {top_k!r}")
@@ -49,7 +50,7 @@ def sample_index(logits, temperature, top_k, rng):
     order = np.argsort(-logits, kind="stable")             # best first; ties keep the lower index
     if top_k is not None:
         order = order[:int(top_k)]                         # (k,)
-    with np.errstate(over="ignore"):                        # a tiny temperature sends all but the best to -inf
+    with np.errstate(over="ignore"):                        # a tiny temperature: all but the best go to -inf
         z = (logits[order] - logits[order[0]]) / temperature  # <= 0
     cdf = np.cumsum(np.exp(z))                             # unnormalised, (k,)
     pick = np.searchsorted(cdf, rng.random() * cdf[-1], side="right")
@@ -67,7 +68,7 @@ def generate(model, prefix, num_chars, *, ctx, idx_to_char, char_to_idx, tempera
     rng = np.random.default_rng(seed)  # a local generator: the global random state is left alone
     state = model.begin_state(batch_size=1, ctx=ctx)
     X = nd.array([tokens], ctx=ctx)  # (1, len(prefix)): the whole prefix in one call
-    for i in range(num_chars):
+    for _ in range(num_chars):
         logits, state = model(X, state)  # the one generation step; logits: (steps, vocab)
         last = logits[-1]                # (vocab,) scores for the next token
         token = int(last.argmax(axis=0).asscalar()) if greedy else sample_index(

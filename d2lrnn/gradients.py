@@ -4,7 +4,6 @@
 prediction), so entry k isolates how the signal from one loss decays or explodes over k more
 steps; a summed loss would mix in the nearby steps' own losses and hide that.
 """
-import numpy as np
 from mxnet import autograd, nd
 from mxnet.gluon import loss as gloss
 

@@ -26,8 +26,20 @@ from .optim import make_optimizer
 from .plot import save_perplexity_plot
 from .registry import build_model, check_fits
 from .runfolder import RunFolder
-from .training import (Diverged, History, Hook, KeepBest, LRSchedule, Preview, TrainOptions, check_prefixes,
-                       evaluate_perplexity, num_batches, perplexity, train)
+from .training import (
+    Diverged,
+    History,
+    Hook,
+    KeepBest,
+    LRSchedule,
+    Preview,
+    TrainOptions,
+    check_prefixes,
+    evaluate_perplexity,
+    num_batches,
+    perplexity,
+    train,
+)
 from .utils import UserError, num_gpus, quoted, set_seed, try_gpu
 
 SUMMARY_TOKENS = 200_000  # the final weights are scored on at most this much of the training text
@@ -48,8 +60,8 @@ def resolve_ctx(name):
     if name == "cpu":
         return mx.cpu()
     if num_gpus() == 0:
-        raise UserError("--ctx gpu: MXNet sees no usable GPU (this is the CPU build, or CUDA 11 libraries are "
-                        "missing; see the README's GPU section). Use --ctx cpu or auto.")
+        raise UserError("--ctx gpu: MXNet sees no usable GPU (this is the CPU build, or CUDA 11 libraries "
+                        "are missing; see the README's GPU section). Use --ctx cpu or auto.")
     return mx.gpu(0)
 
 
@@ -95,14 +107,14 @@ def _load_split(cfg):
     batches = num_batches(len(split.corpus), num_steps=cfg.steps, batch_size=cfg.batch_size,
                           is_random_iter=cfg.sampling == "random")
     if batches < 1:
-        raise UserError(f"the training text has {len(split.corpus):,} {cfg.token}s: too short for one minibatch of "
-                        f"--batch-size {cfg.batch_size} x --steps {cfg.steps} ({cfg.sampling} sampling); use more "
-                        "text (--num-chars) or smaller --batch-size/--steps")
+        raise UserError(f"the training text has {len(split.corpus):,} {cfg.token}s: too short for one "
+                        f"minibatch of --batch-size {cfg.batch_size} x --steps {cfg.steps} ({cfg.sampling} "
+                        "sampling); use more text (--num-chars) or smaller --batch-size/--steps")
     if split.val is not None and len(split.val) < cfg.steps + 1:
         what = flag("val_chars") if cfg.val_chars else flag("val_fraction")
-        raise UserError(f"{what}: the held-out text has {len(split.val)} {cfg.token}s in the training vocabulary; "
-                        f"hold out at least one window of --steps {cfg.steps} and the {cfg.token} after it "
-                        f"({cfg.steps + 1})")
+        raise UserError(f"{what}: the held-out text has {len(split.val)} {cfg.token}s in the training "
+                        f"vocabulary; hold out at least one window of --steps {cfg.steps} and the {cfg.token}"
+                        f" after it ({cfg.steps + 1})")
     return split, batches
 
 
@@ -115,19 +127,20 @@ def _resume(cfg, split, ctx, batches):
     saved = ckpt.settings
     for key in MODEL_KEYS:
         if getattr(saved, key) != getattr(cfg, key):
-            raise UserError(f"--resume {quoted(cfg.resume)}: the checkpoint has {key}={getattr(saved, key)!r}, this "
-                            f"run {getattr(cfg, key)!r}; pass {flag(key)} {getattr(saved, key)} or start afresh")
+            raise UserError(f"--resume {quoted(cfg.resume)}: the checkpoint has {key}={getattr(saved, key)!r}"
+                            f", this run {getattr(cfg, key)!r}; pass {flag(key)} {getattr(saved, key)} or "
+                            "start afresh")
     if ckpt.idx_to_char != list(split.idx_to_char):
-        raise UserError(f"--resume {quoted(cfg.resume)}: the checkpoint's vocabulary ({len(ckpt.idx_to_char)} "
-                        f"tokens) differs from this text's ({len(split.idx_to_char)}); train on the same text, "
-                        "--preprocess and --num-chars")
+        raise UserError(f"--resume {quoted(cfg.resume)}: the checkpoint's vocabulary ({len(ckpt.idx_to_char)}"
+                        f" tokens) differs from this text's ({len(split.idx_to_char)}); train on the same "
+                        "text, --preprocess and --num-chars")
     position, start = ckpt.config.get("position") or {}, 0
     if position.get("epochs_done") == ckpt.history.epochs_done() and position.get("batch"):
         start = position["batch"]
         if start >= batches:
-            raise UserError(f"--resume {quoted(cfg.resume)}: it stopped after minibatch {start:,} of an epoch, but "
-                            f"this text, --batch-size and --steps make epochs of {batches:,}: resume with the "
-                            "settings that saved it")
+            raise UserError(f"--resume {quoted(cfg.resume)}: it stopped after minibatch {start:,} of an "
+                            f"epoch, but this text, --batch-size and --steps make epochs of {batches:,}: "
+                            "resume with the settings that saved it")
     return ckpt.model, ckpt.history, ckpt.optimizer_arrays, start
 
 
@@ -142,15 +155,15 @@ def _best_so_far(job):
         except CheckpointError as e:
             raise UserError(f"{e}; move {quoted(best_dir)} away to continue this run") from None
         if best.idx_to_char != list(job.split.idx_to_char):
-            raise UserError(f"{quoted(best_dir)} has another vocabulary than this text: move it away or train "
-                            "on the text it was trained on")
+            raise UserError(f"{quoted(best_dir)} has another vocabulary than this text: move it away or "
+                            "train on the text it was trained on")
         stored = best.config.get("held_out")
         if stored is not None and stored["sha256"] == job.held_out:
             threshold = stored["perplexity"]
         else:
             threshold = evaluate_perplexity(best.model, job.split.val, ctx=job.ctx)
-            err(f"{quoted(best_dir)} was scored on other held-out text; on this run's it scores {threshold:.3f}, "
-                "the perplexity a new best must beat")
+            err(f"{quoted(best_dir)} was scored on other held-out text; on this run's it scores "
+                f"{threshold:.3f}, the perplexity a new best must beat")
     return KeepBest(job.model, perplexity=threshold, rows_seen=len(job.history.epoch))
 
 
@@ -163,8 +176,9 @@ def prepare(cfg):
         resuming_here = cfg.resume and Path(cfg.resume).resolve() in (out, out / "checkpoint")
         trained = folder.trained()
         if trained and not (cfg.overwrite or resuming_here):
-            raise UserError(f"{quoted(cfg.out)} already holds a trained model ({', '.join(trained)}): choose another "
-                            f"--out, continue it with --resume {quoted(cfg.out)}, or pass --overwrite to replace it")
+            raise UserError(f"{quoted(cfg.out)} already holds a trained model ({', '.join(trained)}): choose "
+                            f"another --out, continue it with --resume {quoted(cfg.out)}, or pass "
+                            "--overwrite to replace it")
         folder.check_writable()
         ctx = resolve_ctx(cfg.ctx)
         set_seed(cfg.seed)
@@ -175,8 +189,9 @@ def prepare(cfg):
         except ValueError as e:
             raise UserError(f"--prefix: {e}") from None
         try:
-            check_fits(cfg.model, vocab_size=len(split.idx_to_char), num_hiddens=cfg.hidden, num_layers=cfg.layers,
-                       embed_size=cfg.embed, batch_size=cfg.batch_size, num_steps=cfg.steps)
+            check_fits(cfg.model, vocab_size=len(split.idx_to_char), num_hiddens=cfg.hidden,
+                       num_layers=cfg.layers, embed_size=cfg.embed, batch_size=cfg.batch_size,
+                       num_steps=cfg.steps)
         except ValueError as e:
             raise UserError(f"--model {cfg.model}, --hidden {cfg.hidden}: {e}") from None
         if cfg.resume:
@@ -188,8 +203,9 @@ def prepare(cfg):
         optimizer = make_optimizer(cfg.optimizer, model.param_arrays(), cfg.lr)
         if opt_arrays:
             optimizer.load_state_arrays(opt_arrays)
-        job = Job(cfg=cfg, ctx=ctx, folder=folder, split=split, prefixes=prefixes, model=model, optimizer=optimizer,
-                  history=history, start_batch=start_batch, fresh=bool(cfg.overwrite and trained and not resuming_here),
+        fresh = bool(cfg.overwrite and trained and not resuming_here)
+        job = Job(cfg=cfg, ctx=ctx, folder=folder, split=split, prefixes=prefixes, model=model,
+                  optimizer=optimizer, history=history, start_batch=start_batch, fresh=fresh,
                   held_out=None if split.val is None else held_out_id(split))
         job.keep = _best_so_far(job)
         return job
@@ -201,7 +217,7 @@ def prepare(cfg):
 # --- run -----------------------------------------------------------------------------------------
 
 class StopWhen(Hook):
-    """Stop at a stop signal, when the time is up or after `max_steps` minibatches; remembers why and where."""
+    """Stop at a stop signal, when time is up or after `max_steps` minibatches; remembers why and where."""
 
     def __init__(self, deadline, max_steps=math.inf):
         self.deadline, self.max_steps, self.reason, self.where = deadline, max_steps, None, None
@@ -241,7 +257,8 @@ class PeriodicSave(Hook):
         self.job, self.seconds, self.stop, self.last = job, 60 * minutes, stop, time.time()
 
     def on_batch(self, progress):
-        if time.time() - self.last >= self.seconds and self.stop.reason is None and progress.batch < progress.batches:
+        due = time.time() - self.last >= self.seconds
+        if due and self.stop.reason is None and progress.batch < progress.batches:
             progress.meter.mean()  # a loss that diverged stops training here, before its weights are saved
             save(self.job, position={"epochs_done": progress.epoch - 1, "batch": progress.batch})
             self.last = time.time()
@@ -256,31 +273,35 @@ def run(job):
 
     batches = num_batches(len(split.corpus), num_steps=cfg.steps, batch_size=cfg.batch_size,
                           is_random_iter=cfg.sampling == "random")
-    budget = -(-cfg.train_chars // (cfg.steps * cfg.batch_size)) if cfg.train_chars else math.inf  # minibatches
+    budget = -(-cfg.train_chars // (cfg.steps * cfg.batch_size)) if cfg.train_chars else math.inf  # batches
     total = budget if cfg.train_chars else (cfg.num_epochs() or 0) * batches
     stop = StopWhen(time.time() + 60 * cfg.minutes if cfg.minutes else math.inf, max_steps=budget)
     schedule = LRSchedule(job.optimizer, cfg.lr, kind=cfg.lr_schedule, warmup=cfg.warmup, total=total)
     schedule.start(job.history.epochs_done() * batches + job.start_batch)
-    hooks = [HeldOutEvery(job, cfg.eval_every, tqdm.write)] if cfg.eval_every and split.val is not None else []
+    checks = cfg.eval_every and split.val is not None
+    hooks = [HeldOutEvery(job, cfg.eval_every, tqdm.write)] if checks else []
     hooks += [job.keep] if job.keep is not None else []
     hooks += [schedule, stop, PeriodicSave(job, cfg.save_every, stop)]
-    options = TrainOptions(num_epochs=cfg.num_epochs(), num_steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                           clipping_theta=cfg.clip, optimizer=job.optimizer, is_random_iter=cfg.sampling == "random",
-                           seed=cfg.seed, start_batch=job.start_batch)
+    options = TrainOptions(num_epochs=cfg.num_epochs(), num_steps=cfg.steps, batch_size=cfg.batch_size,
+                           lr=cfg.lr, clipping_theta=cfg.clip, optimizer=job.optimizer,
+                           is_random_iter=cfg.sampling == "random", seed=cfg.seed,
+                           start_batch=job.start_batch)
     epochs, wait = cfg.num_epochs(), os.environ.get("OMP_WAIT_POLICY")
     threads = os.environ.get("OMP_NUM_THREADS", "MXNet's default number of")
-    err(f"training {cfg.model} ({cfg.layers} x {cfg.hidden} hidden) on {len(split.corpus):,} {cfg.token}s, vocabulary "
-        f"{len(split.idx_to_char)}, {cfg.sampling} sampling, {epochs or 'unlimited'} epochs"
+    err(f"training {cfg.model} ({cfg.layers} x {cfg.hidden} hidden) on {len(split.corpus):,} {cfg.token}s, "
+        f"vocabulary {len(split.idx_to_char)}, {cfg.sampling} sampling, {epochs or 'unlimited'} epochs"
         f"{f' or {cfg.minutes:g} minutes' if cfg.minutes else ''}"
-        f"{f' or {cfg.train_chars:,} {cfg.token}s' if cfg.train_chars else ''} on {job.ctx} with {threads} OpenMP threads"
+        f"{f' or {cfg.train_chars:,} {cfg.token}s' if cfg.train_chars else ''} on {job.ctx} with {threads} "
+        "OpenMP threads"
         + (f" (OMP_WAIT_POLICY={wait})" if wait else ""))
     if split.skipped:
         shown = ", ".join(repr(t) for t in sorted(split.skipped, key=split.skipped.get, reverse=True)[:5])
-        err(f"held-out text: {sum(split.skipped.values())} {cfg.token}s outside the training vocabulary are left "
-            f"out ({shown})")
-    preview = Preview(job.prefixes, split.idx_to_char, split.char_to_idx, period=cfg.pred_period, length=cfg.pred_len)
-    train(job.model, split.corpus, options, ctx=job.ctx, val_corpus=split.val, history=job.history, hooks=hooks,
-          preview=preview, log=tqdm.write, progress=True)
+        err(f"held-out text: {sum(split.skipped.values())} {cfg.token}s outside the training vocabulary are "
+            f"left out ({shown})")
+    preview = Preview(job.prefixes, split.idx_to_char, split.char_to_idx, period=cfg.pred_period,
+                      length=cfg.pred_len)
+    train(job.model, split.corpus, options, ctx=job.ctx, val_corpus=split.val, history=job.history,
+          hooks=hooks, preview=preview, log=tqdm.write, progress=True)
     if stop.where is not None and stop.where[1] < stop.where[2]:
         job.position = {"epochs_done": stop.where[0] - 1, "batch": stop.where[1]}
     return stop.reason
@@ -290,7 +311,7 @@ def run(job):
 
 def save(job, position=None, files=None):
     """Publish checkpoint/ (and best/, when this run found better held-out weights) with `files`, together."""
-    if non_finite(job.model.param_arrays()):  # the loss is read a few minibatches late: the weights blew up first
+    if non_finite(job.model.param_arrays()):  # the loss is read a few minibatches late: the weights blew up
         where = position or {"epochs_done": job.history.epochs_done() - 1, "batch": None}
         raise Diverged(None, where["batch"], where["epochs_done"] + 1)
     cfg, split, keep = job.cfg, job.split, job.keep
@@ -321,11 +342,16 @@ def finish(job):
     score = {"train": evaluate_perplexity(job.model, split.corpus[:SUMMARY_TOKENS], ctx=job.ctx)}
     if split.val is not None:
         measured = h.val_perplexity[-1] if h.epoch else None  # the last row is the final weights'
-        score["val"] = measured if measured is not None else evaluate_perplexity(job.model, split.val, ctx=job.ctx)
+        if measured is None:
+            measured = evaluate_perplexity(job.model, split.val, ctx=job.ctx)
+        score["val"] = measured
     samples = [generate(job.model, p, SAMPLE_LENGTH, ctx=job.ctx, idx_to_char=split.idx_to_char,
                         char_to_idx=split.char_to_idx) for p in job.prefixes]
     text = "\n\n".join(samples) + "\n"
-    save(job, position=job.position, files={"samples.txt": lambda path: path.write_text(text, encoding="utf-8")})
+    def write_samples(path):
+        path.write_text(text, encoding="utf-8")
+
+    save(job, position=job.position, files={"samples.txt": write_samples})
     return score
 
 
@@ -341,18 +367,19 @@ def summary(job, score):
     h, token, out = job.history, job.cfg.token, job.cfg.out
     lines = []
     if h.epoch:
-        lines.append(f"epoch {h.epoch[-1]:g}: training perplexity {_ppl(h.perplexity[-1], token)}, averaged over "
-                     "the epoch while the weights were still changing")
+        lines.append(f"epoch {h.epoch[-1]:g}: training perplexity {_ppl(h.perplexity[-1], token)}, averaged "
+                     "over the epoch while the weights were still changing")
     what = ("the training text" if len(job.split.corpus) <= SUMMARY_TOKENS
             else f"the first {SUMMARY_TOKENS:,} {token}s of the training text")
     final = f"final weights: perplexity {_ppl(score['train'], token)} on {what}"
     lines.append(final + (f", {_ppl(score['val'], token)} on the held-out text" if "val" in score else ""))
     keep = job.keep
     if keep is not None and keep.epoch is not None:
-        lines.append(f"best held-out perplexity {_ppl(keep.perplexity, token)} at epoch {keep.epoch:g}, saved in "
-                     f"{out}/best/")
+        lines.append(f"best held-out perplexity {_ppl(keep.perplexity, token)} at epoch {keep.epoch:g}, "
+                     f"saved in {out}/best/")
     elif keep is not None and keep.perplexity < math.inf:
-        lines.append(f"{out}/best/ kept: its held-out perplexity {_ppl(keep.perplexity, token)} was not beaten")
+        lines.append(f"{out}/best/ kept: its held-out perplexity {_ppl(keep.perplexity, token)} was not "
+                     "beaten")
     lines.append(f"wrote {out}/ (checkpoint/, history.csv, perplexity.png, samples.txt)")
     return "\n".join(lines)
 
@@ -365,7 +392,8 @@ def _kept(job):
     if job.cfg.resume:
         return f"nothing new was saved; the checkpoint it resumed from ({quoted(job.cfg.resume)}) is kept"
     if job.fresh:
-        return f"nothing of this run was saved; {quoted(job.cfg.out)} still holds the earlier model, not overwritten"
+        return (f"nothing of this run was saved; {quoted(job.cfg.out)} still holds the earlier model, not "
+                "overwritten")
     return "nothing was saved"
 
 

@@ -113,7 +113,7 @@ class FusedLayer(nn.Block):
         self.mode, gates = self.MODES[cell]
         self.cell, self.num_hiddens, self.num_layers = cell, num_hiddens, num_layers
         self.shapes = [(gates * num_hiddens, n_in) for layer in range(num_layers)
-                       for n_in in (input_size if layer == 0 else num_hiddens, num_hiddens)]  # i2h, h2h per layer
+                       for n_in in (input_size if layer == 0 else num_hiddens, num_hiddens)]  # i2h, h2h
         self.num_weights = sum(r * c for r, c in self.shapes)
         size = self.num_weights + 2 * num_layers * gates * num_hiddens
         self.flat = self.params.get("flat", shape=(size,), init=_WeightsThenZeros(self.num_weights))
@@ -126,7 +126,8 @@ class FusedLayer(nn.Block):
 
     def copy_from(self, layer):
         """Take the weights of a gluon.rnn layer of the same kind and size (in the operator's order)."""
-        order = [f"l{k}_{g}_{t}" for t in ("weight", "bias") for k in range(self.num_layers) for g in ("i2h", "h2h")]
+        order = [f"l{k}_{g}"
+                 f"_{t}" for t in ("weight", "bias") for k in range(self.num_layers) for g in ("i2h", "h2h")]
         self.flat.set_data(nd.concat(*[getattr(layer, name).data().reshape(-1) for name in order], dim=0))
 
     def begin_state(self, batch_size=0, ctx=None, **kwargs):
@@ -136,7 +137,8 @@ class FusedLayer(nn.Block):
 
     def state_info(self, batch_size=0):
         """One entry per state array (what LayerStack counts)."""
-        return [{"shape": (self.num_layers, batch_size, self.num_hiddens)}] * (2 if self.cell == "lstm" else 1)
+        shape = (self.num_layers, batch_size, self.num_hiddens)
+        return [{"shape": shape}] * (2 if self.cell == "lstm" else 1)
 
 
 class _WeightsThenZeros(init.Initializer):

@@ -65,7 +65,7 @@ def plot_perplexity(histories, ax=None, title="Perplexity per epoch", logy=True,
 
 
 def save_perplexity_plot(history, path, baseline=None, file_format=None):
-    """Draw the perplexity curve into an image file (PNG unless the name says otherwise), no display needed."""
+    """Draw the perplexity curve into an image file (PNG unless its name says otherwise), with no display."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 3.5), tight_layout=True)

@@ -25,7 +25,7 @@ class ModelSpec:
 
     name: str
     cell: str  # rnn, gru or lstm
-    kind: str  # "lecture" (the step function, autograd), "bptt" (batched, backward by hand) or "gluon" (fused)
+    kind: str  # "lecture" (step function, autograd), "bptt" (batched, backward by hand) or "gluon" (fused)
 
     @property
     def summary(self):
@@ -36,10 +36,9 @@ class ModelSpec:
                 "gluon": f"MXNet's fused {cell} layer (what gluon.rnn.{self.cell.upper()} runs)"}[self.kind]
 
 
-MODELS = {spec.name: spec for spec in [ModelSpec(f"{prefix}{cell}{suffix}", cell, kind)
-                                       for prefix, suffix, kind in (("", "", "lecture"), ("", "-bptt", "bptt"),
-                                                                    ("gluon-", "", "gluon"))
-                                       for cell in ("rnn", "gru", "lstm")]}
+KINDS = (("{}", "lecture"), ("{}-bptt", "bptt"), ("gluon-{}", "gluon"))  # name pattern, implementation
+MODELS = {spec.name: spec for spec in (ModelSpec(pattern.format(cell), cell, kind) for pattern, kind in KINDS
+                                       for cell in ("rnn", "gru", "lstm"))}
 
 
 def model_spec(name):
@@ -107,15 +106,16 @@ def check_fits(name, *, vocab_size, num_hiddens, num_layers=1, embed_size=0, bat
         raise ValueError(f"the {what} would hold {biggest:,} numbers; MXNet's limit is {MAX_ELEMENTS:,} per "
                          "tensor: use fewer hidden units, a smaller embedding, batch or window")
     gates = CELLS[model_spec(name).cell].gates
-    params = sum(gates * num_hiddens * ((embed_size or vocab_size) if k == 0 else num_hiddens) + gates * num_hiddens
-                 * (num_hiddens + 1) for k in range(num_layers)) + num_hiddens * vocab_size
+    inputs = [embed_size or vocab_size] + [num_hiddens] * (num_layers - 1)
+    params = sum(gates * num_hiddens * (n_in + num_hiddens + 1) for n_in in inputs) + num_hiddens * vocab_size
     # weights, gradients, two optimiser moments; activations kept for the backward pass, roughly 4x the gates
     need = 4 * (4 * params + 4 * num_layers * sizes["gate activations (steps * batch x gates * hidden)"]
                 + 3 * sizes["logits (steps * batch x vocabulary)"])
     have = _available_bytes()
     if have is not None and need > have:
-        raise ValueError(f"this model and minibatch need about {need / 2**30:,.1f} GiB of memory; the machine "
-                         f"has {have / 2**30:,.1f} GiB available: use fewer hidden units, layers or a smaller batch")
+        raise ValueError(f"this model and minibatch need about {need / 2**30:,.1f} GiB of memory; the "
+                         f"machine has {have / 2**30:,.1f} GiB available: use fewer hidden units, layers or "
+                         "a smaller batch")
 
 
 def build_model(name, *, vocab_size, num_hiddens, ctx, num_layers=1, embed_size=0, dropout=0.0):
@@ -124,8 +124,8 @@ def build_model(name, *, vocab_size, num_hiddens, ctx, num_layers=1, embed_size=
     _check_options(spec, num_hiddens, num_layers, embed_size, dropout)
     if spec.kind == "lecture":
         step, get_params, init_state = scratch_functions(name)
-        return ScratchModel(step, get_params, init_state, vocab_size=vocab_size, num_hiddens=num_hiddens, ctx=ctx,
-                            name=name)
+        return ScratchModel(step, get_params, init_state, vocab_size=vocab_size, num_hiddens=num_hiddens,
+                            ctx=ctx, name=name)
     if spec.kind == "bptt":
         return BatchedModel(spec.cell, vocab_size=vocab_size, num_hiddens=num_hiddens, ctx=ctx,
                             num_layers=num_layers, embed_size=embed_size, dropout=dropout, name=name)

@@ -31,7 +31,7 @@ class RunFolder:
 
     def trained(self):
         """The names of what a trained run left here (any of them makes the folder a trained one)."""
-        found = [name for name in FOLDERS + FILES if (self.path / name).exists() or (self.path / name).is_symlink()]
+        found = [n for n in FOLDERS + FILES if (self.path / n).exists() or (self.path / n).is_symlink()]
         return found + [f".{name}-old" for name in FOLDERS if (self.path / f".{name}-old").is_dir()]
 
     def lock(self):
@@ -42,16 +42,16 @@ class RunFolder:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
-            raise UserError(f"--out {quoted(self.path)}: cannot write there ({err.strerror or err}); choose a "
-                            "folder you can write to") from None
+            raise UserError(f"--out {quoted(self.path)}: cannot write there ({err.strerror or err}); choose "
+                            "a folder you can write to") from None
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 holder = os.read(fd, 64).decode("ascii", "replace").strip() or "another process"
                 os.close(fd)
-                raise UserError(f"{quoted(self.path)} is in use by another `d2lrnn train` (process {holder}); "
-                                "wait for it to finish, stop it, or choose another --out") from None
+                raise UserError(f"{quoted(self.path)} is in use by another `d2lrnn train` (process {holder}"
+                                "); wait for it to finish, stop it, or choose another --out") from None
             if not lock_path.exists() or os.stat(lock_path).st_ino != os.fstat(fd).st_ino:
                 os.close(fd)  # the holder removed that file as it finished: lock the new one
                 return self.lock()
@@ -68,7 +68,7 @@ class RunFolder:
             self._lock = None
 
     def abandon(self):
-        """Unlock a folder nothing was saved in; remove it (and the folders lock() made) if it holds nothing else."""
+        """Unlock a folder nothing was saved in; remove it and the folders lock() made if they are empty."""
         self.unlock()
         try:
             for folder in self._created:
@@ -77,13 +77,13 @@ class RunFolder:
             pass
 
     def check_writable(self):
-        """Make sure a save can go ahead: real folders at checkpoint/ and best/, leftovers of a crash cleared."""
+        """Make sure a save can go ahead: real folders at checkpoint/ and best/, leftovers of crashes gone."""
         for name in FOLDERS:
             path = self.path / name
             if path.is_symlink() or (path.exists() and not path.is_dir()):
                 what = "a symbolic link" if path.is_symlink() else "a file"
-                raise UserError(f"{quoted(path)} is {what}, not a checkpoint folder d2lrnn wrote: move it away "
-                                "or choose another --out")
+                raise UserError(f"{quoted(path)} is {what}, not a checkpoint folder d2lrnn wrote: move it "
+                                "away or choose another --out")
             clean_leftovers(path)
         for stale in [*self.path.glob(".*.tmp-*"), *self.path.glob(".write-test-*")]:
             remove(stale)
@@ -92,8 +92,8 @@ class RunFolder:
             probe.write_bytes(b"d2lrnn")
             probe.unlink()
         except OSError as err:
-            raise UserError(f"--out {quoted(self.path)}: cannot write there ({err.strerror or err}); choose a "
-                            "folder you can write to") from None
+            raise UserError(f"--out {quoted(self.path)}: cannot write there ({err.strerror or err}); choose "
+                            "a folder you can write to") from None
 
     def publish(self, *, checkpoint=None, best=None, files=None, fresh=False):
         """Write everything given, then put it all in place; on a failed write nothing here changes.

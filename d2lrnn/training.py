@@ -1,4 +1,4 @@
-"""Training: one epoch, the one training loop every model shares, hooks, held-out perplexity, the lecture's loops."""
+"""Training: one epoch, the one loop every model shares, hooks, held-out perplexity, the lecture's loops."""
 import collections
 import csv
 import itertools
@@ -59,7 +59,8 @@ class History:
 
     def best(self):
         """(epoch, held-out perplexity) of the row with the lowest held-out perplexity, or None."""
-        rows = [(v, e) for e, v in zip(self.epoch, self.val_perplexity) if v is not None and not math.isnan(v)]
+        rows = [(v, e) for e, v in zip(self.epoch, self.val_perplexity)
+                if v is not None and not math.isnan(v)]
         return (min(rows)[1], min(rows)[0]) if rows else None
 
     def __repr__(self):
@@ -101,7 +102,7 @@ def perplexity(mean_loss):
     return math.exp(mean_loss) if mean_loss < 709 else math.inf  # exp overflows a float above ~709.78
 
 
-DIVERGED_LOSS = 700.0  # nats per token: exp() overflows a float just above 709; no model that learns gets here
+DIVERGED_LOSS = 700.0  # nats per token: exp() overflows a float just above 709; no learning model gets here
 
 
 class Diverged(UserError):
@@ -119,9 +120,11 @@ class Diverged(UserError):
         if self.value is None:  # the weights, not (yet) the loss, became NaN or infinite
             what = "the weights became NaN or infinite"
         elif math.isnan(self.value) or math.isinf(self.value):
-            what = f"the loss became {self.value:g} ({'not a number' if math.isnan(self.value) else 'infinite'})"
+            kind = "not a number" if math.isnan(self.value) else "infinite"
+            what = f"the loss became {self.value:g} ({kind})"
         else:
-            what = f"the loss became {self.value:g} (so large that perplexity overflows: above {DIVERGED_LOSS} nats)"
+            what = (f"the loss became {self.value:g} (so large that perplexity overflows: above "
+                    f"{DIVERGED_LOSS} nats)")
         return (f"training diverged at {where}: {what}. "
                 "Lower the learning rate or the clipping threshold theta and train again" +
                 (f" {self.note}" if self.note else ""))
@@ -141,7 +144,7 @@ class LossMeter:
         self.pending, self.total, self.count, self.read = collections.deque(), 0.0, 0, 0
 
     def add(self, mean_loss, count):
-        """Queue one minibatch's mean loss (an NDArray over `count` tokens); wait on an old one if too many wait."""
+        """Queue a minibatch's mean loss (an NDArray over `count` tokens); wait on old ones if many wait."""
         self.pending.append((mean_loss, count))
         while len(self.pending) > self.lag:
             self._read_oldest()
@@ -219,7 +222,7 @@ class Progress:
 
 
 class Hook:
-    """Something the training loop calls: after every minibatch, and after every row it adds to the history."""
+    """What the training loop calls after every minibatch and after every row it adds to the history."""
 
     def on_batch(self, progress):
         """Return True to stop training here."""
@@ -255,7 +258,8 @@ class KeepBest(Hook):
     def restore(self):
         """Put the kept weights back into the model."""
         if self.arrays is None:
-            raise ValueError("no held-out perplexity was measured: train with val_corpus to keep the best weights")
+            raise ValueError("no held-out perplexity was measured: train with val_corpus to keep the best "
+                             "weights")
         for a, kept in zip(self.model.param_arrays(), self.arrays):
             a[:] = kept
 
@@ -269,7 +273,8 @@ class LRSchedule(Hook):
             raise ValueError(f"kind must be 'constant' or 'cosine', not {kind!r}")
         if kind == "cosine" and not total:
             raise ValueError("a cosine schedule needs the total number of minibatches")
-        self.optimizer, self.lr, self.kind, self.warmup, self.total, self.floor = optimizer, lr, kind, warmup, total, floor
+        self.optimizer, self.lr, self.kind = optimizer, lr, kind
+        self.warmup, self.total, self.floor = warmup, total, floor
 
     def rate(self, step):
         """The learning rate of minibatch step + 1 (steps counted from the start of training)."""
@@ -313,7 +318,7 @@ def train_epoch(model, corpus_indices, optimizer, options, *, ctx, rng=None, sta
         if i < start_batch:
             continue
         if options.is_random_iter or state is None:
-            state = model.begin_state(batch_size=options.batch_size, ctx=ctx)  # unrelated windows: start afresh
+            state = model.begin_state(batch_size=options.batch_size, ctx=ctx)  # unrelated windows: afresh
         else:
             state = detach(state)  # carry the values on, but not the gradient path
         if getattr(model, "backward_by_hand", False):  # the registry's *-bptt models: see cells/batched.py
@@ -333,7 +338,7 @@ def train_epoch(model, corpus_indices, optimizer, options, *, ctx, rng=None, sta
     return perplexity(meter.mean())
 
 
-MIN_STREAM = 256  # held-out text is read as streams of at least this many tokens (each starts from a zero state)
+MIN_STREAM = 256  # held-out text is read as streams of at least this many tokens (each from a zero state)
 
 
 def evaluate_perplexity(model, corpus_indices, *, ctx, num_steps=35, batch_size=32):
@@ -361,7 +366,8 @@ def evaluate_perplexity(model, corpus_indices, *, ctx, num_steps=35, batch_size=
         window = slice(t, t + num_steps)
         mask = nd.array(valid[:, window].T.reshape(-1), ctx=ctx)                   # (steps * streams,)
         logits, state = model(nd.array(X[:, window], ctx=ctx), state)              # (steps * streams, vocab)
-        token_loss = cross_entropy(logits, nd.array(Y[:, window].T.reshape(-1), ctx=ctx))  # (steps * streams,)
+        targets = nd.array(Y[:, window].T.reshape(-1), ctx=ctx)                   # (steps * streams,)
+        token_loss = cross_entropy(logits, targets)                                # (steps * streams,)
         meter.add((token_loss * mask).sum() / count, count)
     return perplexity(meter.mean())  # the mean over all the text: inf if it overflows, nan if it is nan
 
@@ -401,7 +407,8 @@ class _BatchBar(Hook):
     def on_batch(self, progress):
         self.bar.n = progress.batch
         rate = (progress.batch - self.bar.initial) * self.tokens / max(time.time() - self.start, 1e-9)
-        self.bar.set_postfix_str(f"{rate:,.0f} tokens/s, perplexity {perplexity(progress.meter.running()):.3f}",
+        self.bar.set_postfix_str(f"{rate:,.0f} tokens/s, perplexity "
+                                 f"{perplexity(progress.meter.running()):.3f}",
                                  refresh=False)
         self.bar.refresh() if progress.batch == self.bar.total else self.bar.update(0)
         return False
@@ -438,14 +445,15 @@ def train(model, corpus_indices, options, *, ctx, val_corpus=None, history=None,
         if progress and state.batches >= 100:
             every.append(_BatchBar(state.batches, options.num_steps * options.batch_size, epoch))
 
-        def on_batch(p):
+        def on_batch(p, every=every):
             nonlocal stop
             stop = any([hook.on_batch(p) for hook in every])  # a list: every hook sees every minibatch
             return stop and p.batch < p.batches  # asked at the last minibatch, the epoch ends normally
 
         try:
-            ppl = train_epoch(model, corpus_indices, optimizer, options, ctx=ctx, rng=_epoch_rng(options.seed, epoch),
-                              start_batch=start_batch, progress=state, on_batch=on_batch)
+            ppl = train_epoch(model, corpus_indices, optimizer, options, ctx=ctx,
+                              rng=_epoch_rng(options.seed, epoch), start_batch=start_batch, progress=state,
+                              on_batch=on_batch)
         except Diverged as err:
             raise err.at_epoch(epoch) from None
         finally:
@@ -453,14 +461,16 @@ def train(model, corpus_indices, options, *, ctx, val_corpus=None, history=None,
                 hook.bar.close()
         start_batch, partial = 0, state.batch < state.batches
         val = None if val_corpus is None else evaluate_perplexity(model, val_corpus, ctx=ctx)
-        history.add(ppl, time.time() - state.started, val, fraction=state.batch / state.batches if partial else None)
+        fraction = state.batch / state.batches if partial else None
+        history.add(ppl, time.time() - state.started, val, fraction=fraction)
         if progress:
             epochs.set_postfix(perplexity=f"{ppl:.3f}", **({} if val is None else {"held_out": f"{val:.3f}"}))
         for hook in hooks:
             hook.on_epoch(state)
         if preview is not None and not partial and epoch % preview.period == 0:
-            _report(log, epoch, history, [generate(model, p, preview.length, ctx=ctx, idx_to_char=preview.idx_to_char,
-                                                   char_to_idx=preview.char_to_idx) for p in preview.prefixes])
+            samples = [generate(model, p, preview.length, ctx=ctx, idx_to_char=preview.idx_to_char,
+                                char_to_idx=preview.char_to_idx) for p in preview.prefixes]
+            _report(log, epoch, history, samples)
         if stop:
             break
     return history

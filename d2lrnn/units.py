@@ -11,8 +11,8 @@ import html
 import numpy as np
 from mxnet import nd
 
-from .data import encode
 from .cells.batched import BatchedModel
+from .data import encode
 from .model import RNNModel, ScratchModel
 
 
@@ -21,7 +21,8 @@ def _indices(text, char_to_idx):
     indices, missing = encode(text, char_to_idx)
     if missing:
         shown = ", ".join(repr(c) for c, _ in missing.most_common(5))
-        raise ValueError(f"the text has characters the model's vocabulary lacks ({shown}): remove or replace them")
+        raise ValueError(f"the text has characters the model's vocabulary lacks ({shown}): remove or replace "
+                         "them")
     if len(indices) == 0:
         raise ValueError("give at least one character of text")
     return np.asarray(indices)
@@ -64,7 +65,7 @@ def text_features(text):
         d = max(d - 1, 0) if c in ")]" else d + (c in "([")
         inside = (not inside) if c == '"' else inside
         column[t], depth[t], quoted[t] = col, d, inside
-    line_upper = np.zeros(len(text))                     # inside a line written in capitals (a speaker's name)
+    line_upper = np.zeros(len(text))                     # inside a line in capitals (a speaker's name)
     start = 0
     for line in text.split("\n"):
         letters = [c for c in line if c.isalpha()]
@@ -94,20 +95,21 @@ def correlations(H, features):
 
 
 def rank_units(H, features, top=3):
-    """For each feature, the `top` units that track it best: {name: [(unit, r), ...]} by |r|, largest first."""
+    """For each feature, the `top` units that track it best: {name: [(unit, r), ...]}, largest |r| first."""
     R = correlations(H, features)
     return {name: [(int(u), float(R[i, u])) for u in np.argsort(-np.abs(R[i]))[:top]]
             for i, name in enumerate(features)}
 
 
 def highlight(text, values, *, vmin=None, vmax=None, cmap="coolwarm"):
-    """HTML of `text` with each character's background coloured by its value (IPython.display.HTML shows it)."""
+    """HTML of `text`, each character's background coloured by its value (IPython.display.HTML shows it)."""
     from matplotlib import colormaps, colors
 
     values = np.asarray(values, dtype=float)
     if len(values) != len(text):
         raise ValueError(f"{len(values)} values for {len(text)} characters")
-    norm = colors.Normalize(np.nanmin(values) if vmin is None else vmin, np.nanmax(values) if vmax is None else vmax)
+    low, high = np.nanmin(values) if vmin is None else vmin, np.nanmax(values) if vmax is None else vmax
+    norm = colors.Normalize(low, high)
     rgba = colormaps[cmap](norm(values))
     spans = []
     for c, colour in zip(text, rgba):

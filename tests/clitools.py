@@ -1,4 +1,4 @@
-"""What the command-line tests share: tiny settings, the one-error-line check, folder snapshots, a live process."""
+"""What the CLI tests share: tiny settings, the one-error-line check, folder snapshots, a live process."""
 import os
 import re
 import subprocess
@@ -17,7 +17,7 @@ TINY = ["--hidden", "16", "--steps", "8", "--batch-size", "4", "--lr", "10", "--
 
 
 def fails(capsys, argv, code=MISTAKE):
-    """Run the CLI in-process; assert its exit status, one `error:` line and no traceback; return (line, stderr)."""
+    """Run the CLI in-process; check the exit code, one `error:` line, no traceback; return (line, stderr)."""
     assert main(argv) == code
     err = capsys.readouterr().err
     assert "Traceback" not in err, err
@@ -34,7 +34,8 @@ def not_trained(err, out):
 
 def snapshot(folder):
     """Every file's bytes under a folder, by relative path."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def leftovers(folder):

@@ -80,8 +80,8 @@ def test_unwritable_out_is_refused_before_training(tmp_path, book, capsys):
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        line, err = fails(capsys, ["train", "--text", str(book), "--out", str(locked / "run"), "--epochs", "1",
-                                   *TINY])
+        line, err = fails(capsys, ["train", "--text", str(book), "--out", str(locked / "run"),
+                                   "--epochs", "1", *TINY])
         assert "--out" in line and "choose a folder" in line
         assert not re.search(r"^training \S+ \(", err, re.M) and list(locked.iterdir()) == []
     finally:
@@ -137,7 +137,8 @@ def test_resume_into_another_trained_folder_is_refused(good, tmp_path, book, cap
 ])
 def test_bad_settings_are_refused_before_training(tmp_path, book, capsys, extra, needle):
     out = tmp_path / "run"
-    line, err = fails(capsys, ["train", "--text", str(book), "--out", str(out), "--epochs", "1", *TINY, *extra])
+    line, err = fails(capsys, ["train", "--text", str(book), "--out", str(out), "--epochs", "1",
+                               *TINY, *extra])
     assert needle in line
     not_trained(err, out)
     assert not out.exists()  # a refused run leaves no folder behind
@@ -163,7 +164,8 @@ def test_bad_text_files(tmp_path, capsys, kind, needle):
         path.write_text("Жили-были дед да баба. " * 100, encoding="utf-8")
         extra = ["--preprocess", "letters"]
     out = tmp_path / "run"
-    line, err = fails(capsys, ["train", "--text", str(path), "--out", str(out), "--epochs", "1", *TINY, *extra])
+    line, err = fails(capsys, ["train", "--text", str(path), "--out", str(out), "--epochs", "1",
+                               *TINY, *extra])
     assert needle in line
     if kind in ("zero-bytes", "binary", "latin1"):
         assert q(path) in line
@@ -253,7 +255,8 @@ def test_weights_that_blow_up_before_the_loss_shows_it_are_never_saved(good):
     ckpt.model.param_arrays()[0][:] = np.inf
     job = Job(cfg=TrainConfig(out=str(good)), ctx=mx.cpu(), folder=RunFolder(good), split=None, prefixes=(),
               model=ckpt.model, optimizer=None, history=ckpt.history)
-    with pytest.raises(d2lrnn.training.Diverged, match="at epoch 2, minibatch 5: the weights became NaN or infinite"):
+    with pytest.raises(d2lrnn.training.Diverged, match="at epoch 2, minibatch 5: the weights became NaN or "
+                                                       "infinite"):
         save(job, position={"epochs_done": 1, "batch": 5})
     assert snapshot(good) == before
 
@@ -289,7 +292,8 @@ def test_a_kill_between_renames_is_recovered_and_not_deleted(good, book, capsys)
 def test_overwrite_replaces_a_displaced_checkpoint_cleanly(good, book, capsys):
     os.rename(good / "checkpoint", good / ".checkpoint-old")
     (good / ".checkpoint-new-4321").mkdir()
-    assert main(["train", "--text", str(book), "--out", str(good), "--epochs", "1", "--overwrite", *TINY]) == 0
+    assert main(["train", "--text", str(book), "--out", str(good), "--epochs", "1", "--overwrite",
+                 *TINY]) == 0
     assert not leftovers(good) and load_checkpoint(good / "checkpoint", mx.cpu()).history.epochs_done() == 1
 
 
@@ -302,7 +306,8 @@ def _rewrite_manifest(folder):
     the manifest is what stops such a file, see the "ff" case.)
     """
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["sha256"] = {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in manifest["sha256"]}
+    manifest["sha256"] = {n: hashlib.sha256((folder / n).read_bytes()).hexdigest()
+                          for n in manifest["sha256"]}
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -405,9 +410,11 @@ def test_resume_from_a_missing_folder(tmp_path, book, capsys):
     assert not out.exists() and not (tmp_path / "nowhere").exists()
 
 
-@pytest.mark.parametrize("extra,needle", [(["--hidden", "32"], "hidden=16"), (["--token", "word"], "token='char'"),
+@pytest.mark.parametrize("extra,needle", [(["--hidden", "32"], "hidden=16"),
+                                          (["--token", "word"], "token='char'"),
                                           (["--model", "rnn-bptt"], "model='rnn'"),
-                                          (["--layers", "2"], "lecture's cell")])  # refused before the checkpoint
+                                          (["--layers", "2"], "lecture's "
+                                                              "cell")])  # refused before the checkpoint
 def test_resume_with_another_model_is_refused(good, book, capsys, extra, needle):
     before = snapshot(good)
     line, err = fails(capsys, resume_args(book, good, *extra))
@@ -476,19 +483,19 @@ def test_library_refuses_silent_mistakes(lecture, case, name):
     calls = {
         "corpus_from_text": lambda: d2lrnn.corpus_from_text("some text here", -5),
         "load_data_time_machine": lambda: d2lrnn.load_data_time_machine(num_chars=-1),
-        "predict_rnn": lambda: d2lrnn.predict_rnn("the", -3, d2lrnn.rnn, params, d2lrnn.init_rnn_state, 8, vocab,
-                                                  mx.cpu(), idx_to_char, char_to_idx),
-        "sample_rnn": lambda: d2lrnn.sample_rnn("the", 2.5, d2lrnn.rnn, params, d2lrnn.init_rnn_state, 8, vocab,
-                                                mx.cpu(), idx_to_char, char_to_idx),
+        "predict_rnn": lambda: d2lrnn.predict_rnn("the", -3, d2lrnn.rnn, params, d2lrnn.init_rnn_state, 8,
+                                                  vocab, mx.cpu(), idx_to_char, char_to_idx),
+        "sample_rnn": lambda: d2lrnn.sample_rnn("the", 2.5, d2lrnn.rnn, params, d2lrnn.init_rnn_state, 8,
+                                                vocab, mx.cpu(), idx_to_char, char_to_idx),
         "consecutive-batch": lambda: next(d2lrnn.data_iter_consecutive(corpus, 0, 5)),
         "random-batch": lambda: next(d2lrnn.data_iter_random(corpus, 0, 5)),
         "consecutive-steps": lambda: next(d2lrnn.data_iter_consecutive(corpus, 2, -1)),
         "random-steps": lambda: next(d2lrnn.data_iter_random(corpus, 2, 0)),
-        "sample-temperature": lambda: d2lrnn.sample_rnn("the", 5, d2lrnn.rnn, params, d2lrnn.init_rnn_state, 8,
-                                                        vocab, mx.cpu(), idx_to_char, char_to_idx,
+        "sample-temperature": lambda: d2lrnn.sample_rnn("the", 5, d2lrnn.rnn, params, d2lrnn.init_rnn_state,
+                                                        8, vocab, mx.cpu(), idx_to_char, char_to_idx,
                                                         temperature=math.nan),
-        "sample-top-k": lambda: d2lrnn.sample_rnn("the", 5, d2lrnn.rnn, params, d2lrnn.init_rnn_state, 8, vocab,
-                                                  mx.cpu(), idx_to_char, char_to_idx, top_k=0),
+        "sample-top-k": lambda: d2lrnn.sample_rnn("the", 5, d2lrnn.rnn, params, d2lrnn.init_rnn_state, 8,
+                                                  vocab, mx.cpu(), idx_to_char, char_to_idx, top_k=0),
         "split_text": lambda: d2lrnn.data.split_text(BOOK, val_chars=-1),
     }
     with pytest.raises(ValueError, match=name):
@@ -526,8 +533,8 @@ def test_sigkill_during_saves_never_leaves_an_unusable_checkpoint(tmp_path, book
         else:
             assert finite(ckpt)
             loaded, has = loaded + 1, True
-        assert main(["train", *common, "--epochs", "1"] + (["--resume", str(out)] if has else ["--overwrite"])) == 0, \
-            capsys.readouterr().err
+        mode = ["--resume", str(out)] if has else ["--overwrite"]
+        assert main(["train", *common, "--epochs", "1"] + mode) == 0, capsys.readouterr().err
         assert not leftovers(out)
         assert finite(load_checkpoint(out, mx.cpu()))
     assert loaded == 7

@@ -27,7 +27,8 @@ from mxnet.gluon import rnn as grnn  # noqa: E402
 
 import d2lrnn  # before MXNet and d2l: on Python 3.12 it prepares numpy for MXNet
 
-pytest.importorskip("d2l", reason="the book's package is not installed (pip install --no-deps d2l==1.0.3 pandas)")
+pytest.importorskip("d2l", reason="the book's package is not installed (pip install --no-deps d2l==1.0.3 "
+                                  "pandas)")
 try:
     from d2l import mxnet as d2l  # noqa: E402
 except ImportError as err:  # e.g. pandas missing
@@ -74,15 +75,16 @@ def test_version():
 
 BOOK_NAMES = [
     "TimeMachine", "TimeMachine.build", "TimeMachine.get_dataloader", "DataModule.train_dataloader",
-    "DataModule.val_dataloader", "Vocab", "Vocab.to_tokens", "RNNScratch", "RNNScratch.forward", "RNNLMScratch",
-    "RNNLMScratch.init_params", "RNNLMScratch.one_hot", "RNNLMScratch.output_layer", "RNNLMScratch.forward",
-    "RNNLMScratch.predict", "RNNLMScratch.training_step", "RNNLMScratch.validation_step", "RNN", "RNNLM",
-    "RNNLM.output_layer", "Trainer", "Trainer.fit", "Trainer.fit_epoch", "Trainer.clip_gradients", "SGD", "SGD.step",
-    "Module.configure_optimizers", "try_gpu", "cpu", "tensor", "exp",
+    "DataModule.val_dataloader", "Vocab", "Vocab.to_tokens", "RNNScratch", "RNNScratch.forward",
+    "RNNLMScratch", "RNNLMScratch.init_params", "RNNLMScratch.one_hot", "RNNLMScratch.output_layer",
+    "RNNLMScratch.forward", "RNNLMScratch.predict", "RNNLMScratch.training_step",
+    "RNNLMScratch.validation_step", "RNN", "RNNLM", "RNNLM.output_layer", "Trainer", "Trainer.fit",
+    "Trainer.fit_epoch", "Trainer.clip_gradients", "SGD", "SGD.step", "Module.configure_optimizers",
+    "try_gpu", "cpu", "tensor", "exp",
 ]
 OUR_NAMES = ["load_data_time_machine", "data_iter_random", "data_iter_consecutive", "to_onehot", "get_params",
-             "init_rnn_state", "rnn", "RNNModel", "train_and_predict_rnn", "train_and_predict_rnn_gluon", "sgd",
-             "grad_clipping", "predict_rnn", "predict_rnn_gluon", "try_gpu", "evaluate_perplexity"]
+             "init_rnn_state", "rnn", "RNNModel", "train_and_predict_rnn", "train_and_predict_rnn_gluon",
+             "sgd", "grad_clipping", "predict_rnn", "predict_rnn_gluon", "try_gpu", "evaluate_perplexity"]
 
 
 def resolve(module, dotted):
@@ -159,9 +161,11 @@ def test_same_scores_with_the_same_weights(book_data):
     with mxnet_numpy(True):
         model = d2l.RNNLMScratch(d2l.RNNScratch(VOCAB, 16, sigma=0.5), VOCAB)
         book = model(d2l.tensor(tokens)).asnumpy()  # (batch, steps, vocab)
-    params = [nd.array(p.asnumpy()) for p in (model.rnn.W_xh, model.rnn.W_hh, model.rnn.b_h, model.W_hq, model.b_q)]
+    params = [nd.array(p.asnumpy())
+              for p in (model.rnn.W_xh, model.rnn.W_hh, model.rnn.b_h, model.W_hq, model.b_q)]
     assert [p.shape for p in params] == [p.shape for p in d2lrnn.get_params(VOCAB, 16, mx.cpu())]
-    outputs, _ = d2lrnn.rnn(d2lrnn.to_onehot(nd.array(tokens), VOCAB), d2lrnn.init_rnn_state(3, 16, mx.cpu()), params)
+    inputs = d2lrnn.to_onehot(nd.array(tokens), VOCAB)
+    outputs, _ = d2lrnn.rnn(inputs, d2lrnn.init_rnn_state(3, 16, mx.cpu()), params)
     ours = nd.stack(*outputs, axis=1).asnumpy()
     assert np.abs(ours).max() > 1  # far from zero, so agreement means something
     np.testing.assert_allclose(book, ours, rtol=1e-4, atol=1e-5)
@@ -169,7 +173,8 @@ def test_same_scores_with_the_same_weights(book_data):
 
 def test_same_clipping_rule_and_update():
     rng = np.random.default_rng(0)
-    values, grads = [rng.normal(size=s) for s in [(3, 4), (4,)]], [rng.normal(size=s) * 5 for s in [(3, 4), (4,)]]
+    values = [rng.normal(size=s) for s in [(3, 4), (4,)]]
+    grads = [rng.normal(size=s) * 5 for s in [(3, 4), (4,)]]
     theta, lr = 0.5, 0.1
     with mxnet_numpy(True):
         book = [d2l.tensor(v) for v in values]
@@ -203,8 +208,8 @@ out = {"after_import": npx.is_np_array()}
 c = d2lrnn.corpus_from_text("the time traveller was expounding a recondite matter to us " * 20, None)
 def scratch():
     d2lrnn.set_seed(0)
-    return d2lrnn.train_and_predict_rnn(d2lrnn.rnn, d2lrnn.get_params, d2lrnn.init_rnn_state, 8, c[3], mx.cpu(), c[0],
-        c[2], c[1], False, 2, 5, 1.0, 1.0, 2, 5, 5, [], log=lambda *a: None).perplexity
+    return d2lrnn.train_and_predict_rnn(d2lrnn.rnn, d2lrnn.get_params, d2lrnn.init_rnn_state, 8, c[3],
+        mx.cpu(), c[0], c[2], c[1], False, 2, 5, 1.0, 1.0, 2, 5, 5, [], log=lambda *a: None).perplexity
 def gluon():
     m = d2lrnn.RNNModel(grnn.RNN(8), c[3]); m.initialize()
     m(mx.nd.zeros((2, 3)), m.begin_state(batch_size=2, ctx=mx.cpu()))
@@ -282,12 +287,14 @@ def test_notebook_runs(kernel, tmp_path, corpus_dir):
     if NOTEBOOK is None:
         pytest.skip("no bridge_to_d2l notebook under notebooks/")
     nb = nbformat.read(str(NOTEBOOK), as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "store the notebook without outputs"
+    assert all(not c.get("outputs") for c in nb.cells
+               if c.cell_type == "code"), "store the notebook without outputs"
     nb.cells.append(nbformat.v4.new_code_cell(
         "import matplotlib.pyplot as plt\nprint('FIGURES', len(plt.get_fignums()))\n"
         "print('RESULT', book_start, our_start, trainer.held_out[-1], our_held_out[-1], board_val)"))
     start = time.time()
-    NotebookClient(nb, kernel_name=kernel, timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(nb, kernel_name=kernel, timeout=600,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
     print(f"{NOTEBOOK.name} (fast mode): {time.time() - start:.1f} s")
     printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
     assert int(printed.split("FIGURES")[1].split()[0]) >= 1

@@ -38,15 +38,16 @@ def test_train_reports_perplexity_and_bits(tmp_path, text_file, capsys):
     assert main(["train", "--text", str(text_file), "--out", str(tmp_path / "r"), "--val-chars", "150",
                  "--num-chars", "600", *FAST]) == 0
     err = capsys.readouterr().err
-    assert re.search(r"epoch 2: training perplexity \d+\.\d{3} \(\d\.\d\d bits/char\), averaged over the epoch", err)
+    assert re.search(r"epoch 2: training perplexity \d+\.\d{3} \(\d\.\d\d bits/char\), "
+                     r"averaged over the epoch", err)
     assert re.search(r"final weights: perplexity \d+\.\d{3} \(\d\.\d\d bits/char\) on the training text, "
                      r"\d+\.\d{3} \(\d\.\d\d bits/char\) on the held-out text", err)
     assert re.search(r"best held-out perplexity \d+\.\d{3} .* at epoch [12], saved in .*/best/", err)
 
 
 def test_train_writes_curves_samples_and_checkpoint(trained):
-    assert {p.name for p in trained.iterdir()} == {"history.csv", "perplexity.png", "samples.txt", "checkpoint",
-                                                   "best"}  # no lock file or temporary leftovers
+    expected = {"history.csv", "perplexity.png", "samples.txt", "checkpoint", "best"}
+    assert {p.name for p in trained.iterdir()} == expected  # no lock file or temporary leftovers
     rows = list(csv.DictReader(open(trained / "history.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"] and all(float(r["val_perplexity"]) > 1 for r in rows)
     assert (trained / "perplexity.png").read_bytes()[:4] == b"\x89PNG"
@@ -79,7 +80,8 @@ def test_evaluate_reports_what_training_measured(trained, capsys):
     assert main(["evaluate", "--checkpoint", str(trained), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert report["split"] == "val" and report["perplexity"] == pytest.approx(best, rel=1e-6)
-    assert main(["evaluate", "--checkpoint", str(trained), "--json", "--steps", "3", "--batch-size", "32"]) == 0
+    assert main(["evaluate", "--checkpoint", str(trained), "--json", "--steps", "3",
+                 "--batch-size", "32"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["perplexity"] == pytest.approx(best, rel=1e-5)
 
 
@@ -106,11 +108,12 @@ def test_ctrl_c_stops_at_the_next_minibatch_saves_and_resumes_there(tmp_path, te
 
     monkeypatch.setattr(training, "train_epoch", interrupted_epoch)
     out = tmp_path / "cut"
-    args = ["train", "--text", str(text_file), "--out", str(out), "--num-chars", "600", "--epochs", "5", *TINY]
+    args = ["train", "--text", str(text_file), "--out", str(out),
+            "--num-chars", "600", "--epochs", "5", *TINY]
     assert main(args) == 130
     err = capsys.readouterr().err
-    assert f"stopped by Ctrl-C (SIGINT) in epoch 3 after minibatch 1: saved {out}/checkpoint; continue with " \
-           f"--resume {q(out)}" in err
+    assert f"stopped by Ctrl-C (SIGINT) in epoch 3 after minibatch 1: saved {out}/checkpoint; " \
+           f"continue with --resume {q(out)}" in err
     rows = [r["epoch"] for r in csv.DictReader(open(out / "history.csv"))]
     assert rows[:2] == ["1", "2"] and 2 < float(rows[2]) < 2.2 and len(rows) == 3  # how far epoch 3 got
     config = json.loads((out / "checkpoint" / "config.json").read_text())
@@ -118,7 +121,8 @@ def test_ctrl_c_stops_at_the_next_minibatch_saves_and_resumes_there(tmp_path, te
     calls.clear()
     assert main(args + ["--resume", str(out)]) == 0
     assert calls[0] == 1 and calls[1:] == [0] * (len(calls) - 1)  # epoch 3 goes on after its first minibatch
-    assert [r["epoch"] for r in csv.DictReader(open(out / "history.csv"))] == rows + [str(e) for e in range(3, 8)]
+    resumed = [r["epoch"] for r in csv.DictReader(open(out / "history.csv"))]
+    assert resumed == rows + [str(e) for e in range(3, 8)]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
 
 
@@ -134,7 +138,8 @@ def test_resume_with_another_vocabulary_or_model_is_refused(trained, tmp_path, c
     other.write_text("completely different words, quite unlike the book " * 30)
     assert "vocabulary" in fails(capsys, ["train", "--text", str(other), "--resume", str(trained), *FAST])[0]
     assert "model='rnn'" in fails(capsys, ["train", "--resume", str(trained), "--model", "gru", *FAST])[0]
-    assert "optimizer='sgd'" in fails(capsys, ["train", "--resume", str(trained), "--optimizer", "adam", *FAST])[0]
+    assert "optimizer='sgd'" in fails(capsys, ["train", "--resume", str(trained), "--optimizer", "adam",
+                                               *FAST])[0]
 
 
 def test_gpu_requested_but_absent(capsys):

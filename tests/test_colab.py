@@ -130,7 +130,7 @@ def test_colab_rehearsal(tmp_path):
     # The package source: a copy of the checkout (pip would otherwise write build files into it).
     src = tmp_path / "src"
     shutil.copytree(ROOT / "d2lrnn", src / "d2lrnn", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "setup.py", "d2lrnn-mxnet-numpy.pth", "README.md", "LICENSE"):
         if (ROOT / name).exists():
             shutil.copy(ROOT / name, src / name)
     cell = tmp_path / "setup_cell.py"
@@ -148,4 +148,10 @@ def test_colab_rehearsal(tmp_path):
     assert "d2lrnn" in log and "timemachine.txt" in log, log
     code, log = run([vpython, "-c", ONE_EPOCH], env=env, cwd=tmp_path)
     assert code == 0 and "ONE EPOCH OK" in log, log
+    # A student's own cell may import MXNet before d2lrnn: the start-up hook installed with d2lrnn prepares
+    # numpy for it (Python 3.12 has numpy 1.26, without the `numpy.bool` MXNet 1.9.1 uses).
+    probe = ("import mxnet, numpy; "
+             "print('MXNET FIRST OK', mxnet.nd.ones(2).sum().asscalar(), numpy.__version__)")
+    code, log = run([vpython, "-c", probe], env=env, cwd=tmp_path)
+    assert code == 0 and "MXNET FIRST OK 2.0 1.26" in log, log
     print(log)

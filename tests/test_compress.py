@@ -12,10 +12,10 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("constriction", reason="needs constriction (pip install -e '.[compress]', Python >= 3.10)")
+pytest.importorskip("constriction", reason="needs constriction (pip install -e '.[compress]', Python >= "
+                                           "3.10)")
 
 import mxnet as mx  # noqa: E402
-from conftest import ROOT, TINY_TEXT  # noqa: E402
 from mxnet import nd  # noqa: E402
 
 import d2lrnn  # noqa: E402
@@ -23,6 +23,8 @@ from d2lrnn import compress as cz  # noqa: E402
 from d2lrnn.cli import main  # noqa: E402
 from d2lrnn.model import ScratchModel  # noqa: E402
 from d2lrnn.registry import MODELS  # noqa: E402
+
+from conftest import ROOT, TINY_TEXT  # noqa: E402
 
 CPU = mx.cpu()
 ODD_TEXT = "Ünïcødé 中文 🙂 ж\x00 𝄞 \U0010ffff tabs\tand CRLF\r\n"  # escapes, astral code points among them
@@ -99,7 +101,8 @@ def test_numpy_step_equals_the_models_forward_pass(kind):
 
 @pytest.mark.parametrize("kind", [("rnn", {}), ("rnn-bptt", {"num_layers": 2, "embed_size": 5}),
                                   ("gluon-lstm", {}), ("gluon-gru", {"num_layers": 2, "dropout": 0.3}),
-                                  ("gru", {}), ("lstm-bptt", {"num_layers": 2, "dropout": 0.3})], ids=_kind_id)
+                                  ("gru", {}), ("lstm-bptt", {"num_layers": 2, "dropout": 0.3})],
+                         ids=_kind_id)
 def test_every_model_kind_round_trips(kind):
     name, options = kind
     idx_to_char = list("\n abcdefghijklmnopqrstuvwxyz.,")
@@ -120,7 +123,8 @@ def test_a_students_own_functions_run_through_mxnet():
 
     idx_to_char = list("\n abcdefgh")
     char_to_idx = {c: i for i, c in enumerate(idx_to_char)}
-    model = ScratchModel(my_rnn, get_params, init_rnn_state, vocab_size=len(idx_to_char), num_hiddens=8, ctx=CPU)
+    model = ScratchModel(my_rnn, get_params, init_rnn_state, vocab_size=len(idx_to_char), num_hiddens=8,
+                         ctx=CPU)
     assert cz.numpy_net(model) is None
     data = _round_trip(model, char_to_idx, idx_to_char, "a bad cafe\nfed a hag éh", lanes=3)
     assert cz.read_header(data)[0]["arithmetic"] == "mxnet"
@@ -131,7 +135,8 @@ def test_a_students_own_functions_run_through_mxnet():
 # -- whole numbers, lanes, sizes --------------------------------------------------------------------
 
 def test_quantised_probabilities_are_whole_numbers_constriction_reads_exactly():
-    logits = np.random.default_rng(0).normal(size=(50, 30)).astype(np.float32) * np.linspace(0, 60, 50)[:, None]
+    scale = np.linspace(0, 60, 50)[:, None]
+    logits = np.random.default_rng(0).normal(size=(50, 30)).astype(np.float32) * scale
     logits[0] = 0          # uniform
     logits[1, 3] = 1000    # all but certain
     w = cz.quantise(logits)
@@ -151,7 +156,8 @@ def test_default_lanes_grow_with_the_text_and_stay_bounded():
     assert cz.default_lanes(111_539) == 111_539 // cz.LANE_CHARS
 
 
-@pytest.mark.parametrize("text", ["", "T", "The", "Time Traveller\r\n\ttabs and CRLF\r\n", ODD_TEXT, TINY_TEXT[:500]],
+@pytest.mark.parametrize("text", ["", "T", "The", "Time Traveller\r\n\ttabs and "
+                                                  "CRLF\r\n", ODD_TEXT, TINY_TEXT[:500]],
                          ids=["empty", "one", "three", "controls", "unicode", "book"])
 @pytest.mark.parametrize("lanes", [1, 3, 16, None])
 def test_lossless_on_any_text(trained, text, lanes):
@@ -164,7 +170,7 @@ def test_lossless_on_any_text(trained, text, lanes):
 
 
 def test_lone_surrogates_round_trip(trained):
-    """Python strings may hold lone surrogates (e.g. from surrogateescape): they are escapes like any other."""
+    """Python strings may hold lone surrogates (e.g. via surrogateescape): they are escapes like any other."""
     _, model, char_to_idx, idx_to_char = trained
     _round_trip(model, char_to_idx, idx_to_char, "The \udcff Time \ud800", lanes=2)
 
@@ -188,7 +194,8 @@ def _held_out(chars):
     if not folder or not os.path.isfile(os.path.join(folder, "tinyshakespeare.txt")):
         pytest.skip("set D2LRNN_DATA_DIR to the folder with tinyshakespeare.txt (../shared/data)")
     from d2lrnn.config import TrainConfig
-    return TrainConfig(corpus="tinyshakespeare", preprocess="raw", val_fraction=0.1).source().part("val")[:chars]
+    config = TrainConfig(corpus="tinyshakespeare", preprocess="raw", val_fraction=0.1)
+    return config.source().part("val")[:chars]
 
 
 def test_shipped_model_codes_at_its_cross_entropy():
@@ -224,8 +231,8 @@ def test_decoding_does_not_depend_on_blas_threads(trained, tmp_path):
     packed, back = tmp_path / "in.d2lz", tmp_path / "back.txt"
     packed.write_bytes(cz.compress(text, model, char_to_idx=char_to_idx, ctx=CPU, lanes=8))
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-m", "d2lrnn", "decompress", "--checkpoint", str(folder), str(packed),
-                           str(back)], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "d2lrnn", "decompress", "--checkpoint", str(folder),
+                           str(packed), str(back)], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert back.read_text(encoding="utf-8") == text
     blas = cz._numpy_openblas()
@@ -244,7 +251,8 @@ def _fails_quickly(data, model, idx_to_char, match=None, case=""):
         cz.decompress(data, model, idx_to_char=idx_to_char, ctx=CPU)
     assert time.perf_counter() - start < 2.0, case
     message = str(err.value)
-    assert message and "\n" not in message and len(message) < 400 and "Traceback" not in message, (case, message)
+    assert (message and "\n" not in message and len(message) < 400
+            and "Traceback" not in message), (case, message)
     return message
 
 
@@ -360,8 +368,8 @@ def test_an_escape_decoded_into_a_surrogate_fails_cleanly(trained):
     net.start(1)
     weights = cz.quantise(net.step(np.array([cz._start_token(char_to_idx)])))
     encoder = constriction.stream.queue.RangeEncoder()
-    encoder.encode(np.array([len(char_to_idx)], dtype=np.int32), constriction.stream.model.Categorical(perfect=False),
-                   weights)
+    encoder.encode(np.array([len(char_to_idx)], dtype=np.int32),
+                   constriction.stream.model.Categorical(perfect=False), weights)
     encoder.encode(0xD800, constriction.stream.model.Uniform(cz.CODE_POINTS))
     forged = data[:start] + encoder.get_compressed().astype("<u4").tobytes()
     _fails_quickly(forged, model, idx_to_char, match="checksum")
@@ -380,7 +388,7 @@ def test_slightly_different_probabilities_fail_cleanly(trained, nudge):
         model.param_arrays()[-1][:] += nudge  # the output bias
         forged = _forge(data, model_sha256=cz.model_digest(model))
         try:
-            assert cz.decompress(forged, model, idx_to_char=idx_to_char, ctx=CPU) == text  # the same after all
+            assert cz.decompress(forged, model, idx_to_char=idx_to_char, ctx=CPU) == text  # same after all
         except cz.CompressError:
             pass
     finally:
@@ -406,7 +414,8 @@ def test_command_line_round_trip_and_errors(trained, tmp_path, capsys):
     assert main(["decompress", "--checkpoint", str(folder), str(packed), str(back)]) == 0
     assert back.read_bytes() == src.read_bytes()
     assert "bits per character" in capsys.readouterr().err
-    empty, empty_packed, empty_back = tmp_path / "empty.txt", tmp_path / "empty.d2lz", tmp_path / "empty-back.txt"
+    empty, empty_packed, empty_back = (tmp_path / "empty.txt", tmp_path / "empty.d2lz",
+                                       tmp_path / "empty-back.txt")
     empty.write_bytes(b"")
     assert main(["compress", "--checkpoint", str(folder), str(empty), str(empty_packed)]) == 0
     assert main(["decompress", "--checkpoint", str(folder), str(empty_packed), str(empty_back)]) == 0
@@ -414,12 +423,13 @@ def test_command_line_round_trip_and_errors(trained, tmp_path, capsys):
     capsys.readouterr()
     binary = tmp_path / "bin"
     binary.write_bytes(b"\xff\xfe\x00")
-    for argv, message in [(["compress", "--checkpoint", str(folder), str(binary), str(tmp_path / "x")], "not UTF-8"),
+    for argv, message in [(["compress", "--checkpoint", str(folder), str(binary), str(tmp_path / "x")],
+                           "not UTF-8"),
                           (["compress", "--checkpoint", str(folder), str(src), str(src)], "also the input"),
                           (["decompress", "--checkpoint", str(folder), str(src), str(tmp_path / "y")],
                            "not a d2lrnn compressed file"),
-                          (["decompress", "--checkpoint", str(folder), str(tmp_path / "missing"), str(tmp_path / "z")],
-                           "No such file")]:
+                          (["decompress", "--checkpoint", str(folder), str(tmp_path / "missing"),
+                            str(tmp_path / "z")], "No such file")]:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error:") and message in err[0], err
@@ -441,8 +451,8 @@ def test_command_line_refuses_another_checkpoint(trained, tmp_path, capsys):
     """decompress with a checkpoint other than the compressing one: one line, exit 2, no output file."""
     folder, _, _, idx_to_char = trained
     other = tmp_path / "other"
-    d2lrnn.save_checkpoint(other, d2lrnn.build_model("lstm", vocab_size=len(idx_to_char), num_hiddens=32, ctx=CPU),
-                           idx_to_char)
+    model = d2lrnn.build_model("lstm", vocab_size=len(idx_to_char), num_hiddens=32, ctx=CPU)
+    d2lrnn.save_checkpoint(other, model, idx_to_char)
     src, packed, back = tmp_path / "in.txt", tmp_path / "in.d2lz", tmp_path / "back.txt"
     src.write_text(TINY_TEXT[:200], encoding="utf-8")
     assert main(["compress", "--checkpoint", str(folder), str(src), str(packed)]) == 0
@@ -455,11 +465,14 @@ def test_command_line_refuses_another_checkpoint(trained, tmp_path, capsys):
 
 def test_min_bits_per_char_bounds_what_a_payload_holds():
     """The static bound read_header applies: a character never costs less than min_bits_per_char."""
-    assert cz.min_bits_per_char(65) == pytest.approx(-math.log2(cz.MAX_PROBABILITY)) == pytest.approx(0.005646, 1e-3)
+    assert (cz.min_bits_per_char(65) == pytest.approx(-math.log2(cz.MAX_PROBABILITY))
+            == pytest.approx(0.005646, 1e-3))
     huge = 2 ** 23
-    assert cz.min_bits_per_char(huge) == pytest.approx(-math.log2(1 - (huge + cz.ESCAPE_WEIGHT - 1) / 2 ** 24))
+    max_probability = 1 - (huge + cz.ESCAPE_WEIGHT - 1) / 2 ** 24
+    assert cz.min_bits_per_char(huge) == pytest.approx(-math.log2(max_probability))
     certain = np.zeros((1, 65), np.float32)
     certain[0, 7] = 100
     w = cz.quantise(certain)
-    assert (w[0, 7] + 1) / 2 ** 24 == cz.MAX_PROBABILITY and w[0, -1] > cz.ESCAPE_WEIGHT  # the excess: to the escape
+    assert ((w[0, 7] + 1) / 2 ** 24 == cz.MAX_PROBABILITY
+            and w[0, -1] > cz.ESCAPE_WEIGHT)  # the excess: to the escape
     assert w.astype(np.int64).sum() == 2 ** 24 - 66

@@ -57,7 +57,8 @@ def held_out(folder):
 
 
 def val_rows(out):
-    return [float(r["val_perplexity"]) for r in csv.DictReader(open(out / "history.csv")) if r["val_perplexity"]]
+    return [float(r["val_perplexity"])
+            for r in csv.DictReader(open(out / "history.csv")) if r["val_perplexity"]]
 
 
 # --- the best model is kept ---------------------------------------------------------------------------
@@ -117,7 +118,8 @@ def test_a_diverged_overwrite_says_the_earlier_model_is_still_there(tmp_path, bo
     capsys.readouterr()
     line, _ = fails(capsys, train(book, out, "--epochs", "3", "--overwrite", "--lr", "1e30", "--clip", "inf"),
                     code=FAILED)
-    assert "diverged" in line and f"nothing of this run was saved; {q(out)} still holds the earlier model" in line
+    kept = f"nothing of this run was saved; {q(out)} still holds the earlier model"
+    assert "diverged" in line and kept in line
     assert snapshot(out) == before
 
 
@@ -235,7 +237,8 @@ def _edit_config(folder, **changes):
     config.update(changes)
     (folder / "config.json").write_text(json.dumps(config))
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["sha256"] = {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in manifest["sha256"]}
+    manifest["sha256"] = {n: hashlib.sha256((folder / n).read_bytes()).hexdigest()
+                          for n in manifest["sha256"]}
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -248,8 +251,9 @@ def _trained(tmp_path_factory):
 
 
 @pytest.mark.parametrize("field,value", [
-    ("steps", 0), ("steps", -5), ("steps", "8"), ("corpus", "bogus"), ("preprocess", "bogus"), ("hidden", 16.0),
-    ("hidden", True), ("position", "x"), ("position", [1]), ("position", {"epochs_done": 1, "batch": 1e9}),
+    ("steps", 0), ("steps", -5), ("steps", "8"), ("corpus", "bogus"), ("preprocess", "bogus"),
+    ("hidden", 16.0), ("hidden", True), ("position", "x"), ("position", [1]),
+    ("position", {"epochs_done": 1, "batch": 1e9}),
     ("model", "transformer"), ("lr", "fast"), ("val_fraction", 2), ("prefix", [3]), ("format", 99),
     ("held_out", {"sha256": 1}),
 ])
@@ -259,7 +263,8 @@ def test_a_hand_edited_config_names_the_file_and_field(_trained, tmp_path, book,
     shutil.rmtree(run / "best")
     _edit_config(run / "checkpoint", **{field: value})
     where = str(run / "checkpoint" / "config.json")
-    for argv in (["generate", "--checkpoint", str(run), "--prefix", "the"], ["evaluate", "--checkpoint", str(run)],
+    for argv in (["generate", "--checkpoint", str(run), "--prefix", "the"],
+                 ["evaluate", "--checkpoint", str(run)],
                  train(book, tmp_path / "more", *HELD, "--epochs", "1", "--resume", str(run))):
         line, _ = fails(capsys, argv)
         assert where in line and (repr(field) in line or f"format {value!r}" in line), line
@@ -299,8 +304,8 @@ def test_absurd_numbers_are_refused_before_anything_is_allocated(tmp_path, book,
 
 @pytest.mark.parametrize("command,extra,needle", [
     ("evaluate", ["--steps", "-5"], "--steps"), ("evaluate", ["--batch-size", "0"], "--batch-size"),
-    ("evaluate", ["--batch-size", "-3"], "--batch-size"), ("generate", ["--length", str(10 ** 9)], "--length"),
-    ("generate", ["--seed", str(2 ** 32)], "--seed"),
+    ("evaluate", ["--batch-size", "-3"], "--batch-size"),
+    ("generate", ["--length", str(10 ** 9)], "--length"), ("generate", ["--seed", str(2 ** 32)], "--seed"),
     ("evaluate", ["--text", "x.txt", "--corpus", "timemachine"], "not allowed with argument"),
 ])
 def test_bad_numbers_for_generate_and_evaluate(_trained, capsys, command, extra, needle):
@@ -323,7 +328,8 @@ def test_text_from_a_pipe_trains(tmp_path, capsys):
     writer.stdin.write(BOOK.encode())
     writer.stdin.close()
     try:
-        assert main(["train", "--text", str(fifo), "--out", str(tmp_path / "run"), "--epochs", "1", *TINY]) == 0
+        assert main(["train", "--text", str(fifo), "--out", str(tmp_path / "run"), "--epochs", "1",
+                     *TINY]) == 0
     finally:
         writer.wait(timeout=10)
 
@@ -371,9 +377,11 @@ def test_compress_never_replaces_what_is_not_its_own(_trained, tmp_path, capsys,
 def test_compress_an_empty_file(_trained, tmp_path, capsys):
     pytest.importorskip("constriction")
     (tmp_path / "empty.txt").write_bytes(b"")
-    assert main(["compress", "--checkpoint", str(_trained), str(tmp_path / "empty.txt"), str(tmp_path / "e.z")]) == 0
+    assert main(["compress", "--checkpoint", str(_trained), str(tmp_path / "empty.txt"),
+                 str(tmp_path / "e.z")]) == 0
     assert "the header only" in capsys.readouterr().err
-    assert main(["decompress", "--checkpoint", str(_trained), str(tmp_path / "e.z"), str(tmp_path / "back")]) == 0
+    assert main(["decompress", "--checkpoint", str(_trained), str(tmp_path / "e.z"),
+                 str(tmp_path / "back")]) == 0
     assert (tmp_path / "back").read_bytes() == b""
 
 
@@ -392,14 +400,16 @@ def test_compress_lanes_are_bounded(_trained, tmp_path, capsys):
                                               (signal.SIGHUP, HUNG_UP, "SIGHUP (the terminal closed)")])
 def test_stop_signals_save_and_say_where(tmp_path, book, signum, code, name):
     out = tmp_path / "run"
-    run = Run(train(book, out, *HELD, "--epochs", "100000", "--pred-period", "1", "--pred-len", "5"), tmp_path)
+    run = Run(train(book, out, *HELD, "--epochs", "100000", "--pred-period", "1", "--pred-len", "5"),
+              tmp_path)
     assert run.wait_for(r"^epoch 2,", run.out), "".join(run.err)
     run.proc.send_signal(signum)
     status, err = run.end()
     assert status == code, err
     assert "Traceback" not in err and "error:" not in err
-    assert re.search(rf"stopped by {re.escape(name)} (in epoch \d+ after minibatch \d+|after epoch \d+): saved "
-                     rf"{re.escape(str(out))}/checkpoint; continue with --resume {re.escape(q(out))}", err), err
+    assert re.search(rf"stopped by {re.escape(name)} (in epoch \d+ after minibatch \d+|after epoch \d+): "
+                     rf"saved {re.escape(str(out))}/checkpoint; "
+                     rf"continue with --resume {re.escape(q(out))}", err), err
     ckpt = load_checkpoint(out, mx.cpu())
     assert finite(ckpt) and ckpt.history.epochs_done() >= 2 and not leftovers(out)
 
@@ -435,7 +445,8 @@ def test_a_second_signal_during_a_save_lets_the_save_finish(tmp_path, book, caps
 
 
 def test_module_runs_without_mxnet_until_needed():
-    """`import d2lrnn` and the colab module load nothing heavy (the CLI needs that to handle signals early)."""
-    code = "import sys, d2lrnn, d2lrnn.colab, d2lrnn.signals; print('mxnet' in sys.modules, 'numpy' in sys.modules)"
+    """`import d2lrnn` and the colab module load nothing heavy (so the CLI can handle signals early)."""
+    code = ("import sys, d2lrnn, d2lrnn.colab, d2lrnn.signals; "
+            "print('mxnet' in sys.modules, 'numpy' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.split() == ["False", "False"], proc.stderr

@@ -81,8 +81,9 @@ def test_site_builds_and_works_in_chromium(tmp_path):
         pytest.skip(missing)
     env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
     out, state = tmp_path / "site", tmp_path / "state"
-    build = subprocess.run([sys.executable, str(ROOT / "tools" / "build_site.py"), "--fast", "--out", str(out),
-                            "--state", str(state)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    build = subprocess.run([sys.executable, str(ROOT / "tools" / "build_site.py"), "--fast",
+                            "--out", str(out), "--state", str(state)],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     print(build.stdout[-3000:])
     assert build.returncode == 0, f"the site build failed:\n{build.stdout[-3000:]}\n{build.stderr[-5000:]}"
     assert "executed now" in build.stdout  # a fresh state: every notebook ran in this build

@@ -35,7 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PACKAGE = ROOT / "d2lrnn"
-FINGERPRINT_PACKAGES = ["mxnet", "numpy", "matplotlib", "matplotlib-inline", "ipykernel", "myst-nb", "jupyter-cache"]
+FINGERPRINT_PACKAGES = ["mxnet", "numpy", "matplotlib", "matplotlib-inline", "ipykernel", "myst-nb",
+                        "jupyter-cache"]
 KERNEL_CONFIG = DOCS / "_ext" / "ipython_kernel_config.py"
 
 
@@ -59,8 +60,8 @@ def fingerprint(fast):
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    return {"mode": "fast" if fast else "full", "python": "%d.%d" % sys.version_info[:2], "packages": versions,
-            "files": digest.hexdigest()}
+    return {"mode": "fast" if fast else "full", "python": "%d.%d" % sys.version_info[:2],
+            "packages": versions, "files": digest.hexdigest()}
 
 
 def prepare_state(state, fast, fresh, reuse_stale):
@@ -174,13 +175,15 @@ def build(fast=False, out=None, state=None, fresh=False, reuse_stale=False, jobs
     report(executions, started)
     if code == 0:
         shutil.copytree(state / "html", out)
-    print(f"\nbuild {'succeeded' if code == 0 else 'FAILED'} in {time.time() - started:.1f} s: {out / 'index.html'}")
+    print(f"\nbuild {'succeeded' if code == 0 else 'FAILED'} in {time.time() - started:.1f} s: "
+          f"{out / 'index.html'}")
     return code
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fast", action="store_true", help="D2LRNN_FAST=1: short training runs, its own cache")
+    parser.add_argument("--fast", action="store_true", help="D2LRNN_FAST=1: short training runs, its own "
+                                                            "cache")
     parser.add_argument("--out", type=Path, help="output folder (default _site/, or _site-fast/ with --fast)")
     parser.add_argument("--state", type=Path, help="cache and doctrees (default docs/_build/<mode>/)")
     parser.add_argument("--fresh", action="store_true", help="drop the cache: execute every notebook again")

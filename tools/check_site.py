@@ -98,10 +98,13 @@ PAGE_FACTS = """() => {
     badgeLoaded: badge ? Array.from(badge.querySelectorAll("img")).some(i => i.naturalWidth > 0) : false,
     mathCount: document.querySelectorAll("mjx-container").length,
     mathErrors: document.querySelectorAll("mjx-merror").length,
-    unrenderedMath: document.querySelectorAll("div.math:not(:has(mjx-container)), span.math:not(:has(mjx-container))").length,
-    tracebacks: Array.from(document.querySelectorAll(".cell_output .output.traceback, .cell_output .ansi-red-fg"))
+    unrenderedMath: document.querySelectorAll(
+                        "div.math:not(:has(mjx-container)), span.math:not(:has(mjx-container))").length,
+    tracebacks: Array.from(document.querySelectorAll(
+                         ".cell_output .output.traceback, .cell_output .ansi-red-fg"))
                      .map(e => e.innerText.slice(0, 200)),
-    stderr: Array.from(document.querySelectorAll(".cell_output .output.stderr")).map(e => e.innerText.slice(0, 300)),
+    stderr: Array.from(document.querySelectorAll(".cell_output .output.stderr"))
+                 .map(e => e.innerText.slice(0, 300)),
     navLinks: Array.from(document.querySelectorAll("nav.bd-docs-nav a.reference.internal"))
                    .map(a => a.getAttribute("href")),
     searchBox: !!document.querySelector("form.bd-search input[name=q], input[name=q]"),
@@ -288,7 +291,8 @@ def check(site, executable=CHROMIUM, screenshot_dir=None, screenshot_page=SCREEN
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("site", nargs="?", type=Path, default=ROOT / "_site", help="the built site (default _site/)")
+    parser.add_argument("site", nargs="?", type=Path, default=ROOT / "_site", help="the built site (default "
+                                                                                   "_site/)")
     parser.add_argument("--chromium", default=CHROMIUM, help=f"the browser executable (default {CHROMIUM})")
     parser.add_argument("--screenshot-dir", type=Path, default=None,
                         help="write PNG screenshots of one lesson here (default: <site>-screenshots/)")

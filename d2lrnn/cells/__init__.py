@@ -1,4 +1,4 @@
-"""The recurrent cells, one module each (rnn_cell, gru_cell, lstm_cell), every cell written three ways side by side:
+"""The recurrent cells, one module each (rnn_cell, gru_cell, lstm_cell), each written three ways side by side:
 
 * the lecture's step function (`rnn`, `gru`, `lstm`) with its `get_params` and `init_*_state`: readable,
   one time step at a time, trained with autograd;
@@ -31,7 +31,8 @@ class Cell:
 CELLS = {
     "rnn": Cell(rnn, get_params, init_rnn_state, rnn_forward, rnn_backward, gates=1, state_arrays=1),
     "gru": Cell(gru, get_gru_params, init_gru_state, gru_forward, gru_backward, gates=3, state_arrays=1),
-    "lstm": Cell(lstm, get_lstm_params, init_lstm_state, lstm_forward, lstm_backward, gates=4, state_arrays=2),
+    "lstm": Cell(lstm, get_lstm_params, init_lstm_state, lstm_forward, lstm_backward, gates=4,
+                 state_arrays=2),
 }
 
 __all__ = ["CELLS", "Cell", "get_params", "init_rnn_state", "rnn", "get_gru_params", "init_gru_state", "gru",

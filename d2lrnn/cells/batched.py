@@ -19,8 +19,19 @@ from mxnet import autograd, nd
 
 from ..model import ArrayModel
 from . import CELLS
-from .ops import column_sums, dropout_mask, gate_params, linear, mul, normal, outer, output_params, rows, scatter_rows
-from .ops import with_grads
+from .ops import (
+    column_sums,
+    dropout_mask,
+    gate_params,
+    linear,
+    mul,
+    normal,
+    outer,
+    output_params,
+    rows,
+    scatter_rows,
+    with_grads,
+)
 
 
 class BatchedModel(ArrayModel):
@@ -28,8 +39,8 @@ class BatchedModel(ArrayModel):
 
     backward_by_hand = True  # training calls loss_and_grads instead of autograd
 
-    def __init__(self, cell, *, vocab_size, num_hiddens, ctx, num_layers=1, embed_size=0, dropout=0.0, name=None,
-                 params=None):
+    def __init__(self, cell, *, vocab_size, num_hiddens, ctx, num_layers=1, embed_size=0, dropout=0.0,
+                 name=None, params=None):
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
         self.cell, self.vocab_size, self.num_hiddens = cell, vocab_size, num_hiddens
@@ -56,19 +67,20 @@ class BatchedModel(ArrayModel):
         tokens = X.T.reshape((-1,))  # (steps * batch,), time-major
         params = iter(self.params)
         E = next(params) if self.embed_size else None
-        Z = nd.Embedding(tokens, E, input_dim=self.vocab_size, output_dim=self.embed_size) if E is not None else None
+        Z = None if E is None else nd.Embedding(tokens, E, input_dim=self.vocab_size,
+                                                output_dim=self.embed_size)    # (steps * batch, embed)
         layers, new_state = [], []
         for layer in range(self.num_layers):
             arrays = [next(params) for _ in range(3 * spec.gates)]
-            W_x, W_h, b = (arrays[k] if spec.gates == 1 else nd.concat(*arrays[k::3], dim=1 if k < 2 else 0)
-                           for k in range(3))                                       # (in, G n), (n, G n), (G n,)
+            W_x, W_h, b = (arrays[k] if spec.gates == 1 else nd.concat(*arrays[k::3], dim=int(k < 2))
+                           for k in range(3))                                   # (in, G n), (n, G n), (G n,)
             if Z is None:  # one-hot input: X_t W_x + b is row X_t of W_x + b, a lookup instead of a product
                 table = nd.broadcast_add(W_x, b.reshape((1, -1)))                   # (vocab, G n)
                 XW = nd.Embedding(tokens, table, input_dim=self.vocab_size, output_dim=W_x.shape[1])
             else:
                 XW = linear(Z, W_x.T, b)                                            # (steps * batch, G n)
             s0 = tuple(state[layer * spec.state_arrays:(layer + 1) * spec.state_arrays])
-            if autograd.is_recording():  # autograd cannot record writes into views: stack the states afterwards
+            if autograd.is_recording():  # autograd records no writes into views: stack the states afterwards
                 hiddens, s, cache = spec.forward(rows(XW, batch), s0, W_h.T)
                 H_all = nd.concat(s0[0], *hiddens, dim=0)
             else:                        # each H_t written straight into one array that stacks them all
@@ -91,12 +103,12 @@ class BatchedModel(ArrayModel):
         return logits, new_state
 
     def loss_and_grads(self, X, Y, state):
-        """The minibatch's mean cross-entropy (a (1,) array) and new state; every gradient written into p.grad."""
+        """The minibatch's mean cross-entropy (a (1,) array) and new state; every gradient into p.grad."""
         logits, new_state, (tokens, Z, layers) = self.forward_layers(X, state, training=True)
         batch, V, spec = X.shape[0], self.vocab_size, CELLS[self.cell]
         W_hq, b_q = self.params[-2:]
         log_p = nd.log_softmax(logits)                             # (steps * batch, vocab)
-        y = Y.T.reshape((-1,))                                     # (steps * batch,), time-major like the logits
+        y = Y.T.reshape((-1,))                                     # (steps * batch,), time-major like logits
         loss = -nd.pick(log_p, y).mean()
         dlogits = (nd.exp(log_p) - nd.one_hot(y, V)) / y.shape[0]  # d mean cross-entropy / d logits
         outer(Z, dlogits, out=W_hq.grad)                           # (n, vocab): all steps in one product
@@ -106,12 +118,12 @@ class BatchedModel(ArrayModel):
             if layer["mask"] is not None:
                 dZ = mul(dZ, layer["mask"])                        # back through the dropout between layers
             dG_x = nd.empty((dZ.shape[0], layer["W_h"].shape[1]), ctx=dZ.context)  # (steps * batch, G n)
-            dG_h = nd.empty(dG_x.shape, ctx=dG_x.context) if self.cell == "gru" else dG_x  # only the GRU's differ
+            dG_h = nd.empty(dG_x.shape, ctx=dG_x.context) if self.cell == "gru" else dG_x  # GRU: they differ
             spec.backward(rows(dZ, batch), layer["cache"], layer["W_h"], rows(dG_x, batch), rows(dG_h, batch))
             grads = [a.grad for a in layer["arrays"]]
             one = spec.gates == 1  # one gate block: write straight into the .grad arrays
             dW_h = outer(layer["H_prev"], dG_h, out=grads[1] if one else None)  # (n, G n): ONE product
-            if layer["Z_in"] is None:                                            # one-hot input: rows by token
+            if layer["Z_in"] is None:                                       # one-hot input: rows by token
                 dW_x = scatter_rows(tokens, dG_x, V, out=grads[0] if one else None)
             else:
                 dW_x = outer(layer["Z_in"], dG_x, out=grads[0] if one else None)  # (inputs, G n)

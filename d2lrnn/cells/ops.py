@@ -1,4 +1,4 @@
-"""The small array helpers every cell shares: the lecture's initialisation, products, slices, element-wise ops."""
+"""Small array helpers every cell shares: the lecture's initialisation, products, slices, element-wise ops."""
 from mxnet import nd
 
 INIT_SCALE = 0.01  # the lecture's weights are drawn from N(0, 0.01); biases start at zero
