@@ -10,6 +10,7 @@ start and at the end is printed under it, since a busy machine slows every noteb
     python tools/time_notebooks.py notebooks/04_*.ipynb  # only these
     python tools/time_notebooks.py --fast                # the CI smoke run (D2LRNN_FAST=1) instead
     python tools/time_notebooks.py --limit 300           # fail notebooks slower than 300 s (the target)
+    python tools/time_notebooks.py --out executed/       # also keep the executed notebooks (outputs, figures)
 
 Exit status 1 if a notebook failed (or, with --limit, took longer). Needs nbclient and ipykernel
 (`pip install -e ".[notebooks]"`); the corpora come from D2LRNN_DATA_DIR or the usual places.
@@ -52,8 +53,8 @@ def load_average():
         return None
 
 
-def run_one(path, workdir):
-    """Execute one notebook; returns (seconds, error message or None)."""
+def run_one(path, workdir, out=None):
+    """Execute one notebook (and save it with its outputs into the folder `out`); (seconds, error or None)."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -61,14 +62,17 @@ def run_one(path, workdir):
     nb = nbformat.read(str(path), as_version=4)
     client = NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=CELL_TIMEOUT,
                             resources={"metadata": {"path": str(workdir)}})
-    start = time.perf_counter()
+    start, error = time.perf_counter(), None
     try:
         client.execute()
     except CellExecutionError as err:
-        return time.perf_counter() - start, str(err).strip().splitlines()[-1][:200]
+        error = str(err).strip().splitlines()[-1][:200]
     except Exception as err:  # a dead kernel, a timeout: report it and go on with the next notebook
-        return time.perf_counter() - start, f"{type(err).__name__}: {err}"[:200]
-    return time.perf_counter() - start, None
+        error = f"{type(err).__name__}: {err}"[:200]
+    seconds = time.perf_counter() - start
+    if out is not None:
+        nbformat.write(nb, str(Path(out) / path.name))
+    return seconds, error
 
 
 def table(rows, limit):
@@ -91,10 +95,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, help="notebooks to run (default: all of them)")
     parser.add_argument("--fast", action="store_true", help="run with D2LRNN_FAST=1 (the CI smoke run)")
+    parser.add_argument("--out", type=Path, default=None, help="keep the executed notebooks here")
     parser.add_argument("--limit", type=float, default=None,
                         help=f"fail notebooks slower than this many seconds (target: {TARGET_SECONDS})")
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in args.paths] or notebook_paths()
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="d2lrnn-timing-") as tmp:
         os.environ["JUPYTER_PATH"] = write_kernelspec(Path(tmp) / "jupyter")
         os.environ["D2LRNN_FAST"] = "1" if args.fast else "0"
@@ -105,7 +112,7 @@ def main(argv=None):
             workdir = Path(tmp) / path.stem  # runs/ folders and figures land here, not in the repository
             workdir.mkdir()
             print(f"running {path.name} ...", file=sys.stderr, flush=True)
-            seconds, error = run_one(path, workdir)
+            seconds, error = run_one(path, workdir, args.out)
             print(f"  {seconds:.0f} s" + (f", FAILED: {error}" if error else ""), file=sys.stderr, flush=True)
             rows.append((path.stem, seconds, error))
         load_after = load_average()
