@@ -61,15 +61,19 @@ def plot(runs, path):
     """runs: {budget: (rows, minutes)}; one curve per budget, log-scaled characters."""
     from matplotlib.figure import Figure
 
+    from d2lrnn.plot import plain_log_ticks
+
     fig = Figure(figsize=(6.4, 3.8), tight_layout=True)
     ax = fig.add_subplot()
     for budget, (rows, minutes) in sorted(runs.items()):
         chars, loss = zip(*rows)
         ax.plot([c / 1e6 for c in chars], loss, marker=".", lw=1.6,
-                label=f"d2lrnn, budget {budget / 1e6:g}M characters ({minutes:.0f} min): {min(loss):.3f}")
+                label=f"d2lrnn, {budget / 1e6:g}M characters ({minutes:.0f} min): best {min(loss):.3f}, "
+                      f"last {loss[-1]:.3f}")
     for (label, value), style in zip(NANOGPT.items(), (":", "--")):
         ax.axhline(value, color="grey", lw=1, ls=style, label=f"{label}: {value}")
     ax.set_xscale("log")
+    plain_log_ticks(ax, axis="x")
     ax.set_xlabel("training characters seen (millions, log scale)")
     ax.set_ylabel("held-out loss (nats per character)")
     ax.set_title("Tiny Shakespeare, last 10 % held out; 2 CPU cores", fontsize=10)

@@ -35,7 +35,7 @@ PRETRAINED = Path(__file__).resolve().parent / "pretrained"
 #       --lr 0.002 --clip 1 --val-fraction 0.1 --epochs 20 --steps 64 --batch-size 64 --out runs/shakespeare
 # (its best/ folder; held-out perplexity 5.004, 1.610 nats per character, after 20 epochs / 9.9 minutes here)
 # timemachine-rnn (1.2 MB): the lecture's RNN (the `rnn` step function, 512 hidden, 35 steps, batch 32,
-#   lr 100, clipping 0.01, sequential, 500 epochs, seed 0: the main job's defaults), for notebooks 4, 5, 10:
+#   lr 100, clipping 0.01, sequential, 500 epochs, seed 0: the main job's defaults), for notebooks 4, 5, 11:
 #   python -m d2lrnn train --out runs/timemachine-rnn
 # (its checkpoint/ folder, the last weights: training perplexity 1.109 in epoch 500; evaluate_perplexity
 # gives those weights 2.075 on the 10,000 characters; 3-5 minutes on 2 cores; the run is deterministic)

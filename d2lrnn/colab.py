@@ -22,7 +22,7 @@ COLAB_BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 NUMPY_STEP = ["numpy>=1.26,<2", "setuptools"]
 
 
-EXTRA = "compress"  # what the notebooks need beyond Jupyter, which Colab has: `constriction` for notebook 13
+EXTRA = "compress"  # what the notebooks need beyond Jupyter, which Colab has: `constriction` for notebook 14
 
 
 def package_spec(repo_url=REPO_URL, branch=BRANCH):
