@@ -120,7 +120,7 @@ def one_speed(impl, args):
         env = dict(os.environ)
     else:
         cmd = [sys.executable, "-c", SPEED_CHILD, json.dumps(RECIPE), str(args.speed_chars)]
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OMP_WAIT_POLICY": "PASSIVE"}  # as `train`
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}  # as `train` sets it for gluon-* models
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:

@@ -4,6 +4,7 @@ Names load on first use (`d2l.rnn` imports d2lrnn.cells, and MXNet with it), so 
 instant and `python -m d2lrnn` can choose MXNet's thread settings and handle Ctrl-C before MXNet loads.
 """
 import importlib
+import importlib.util
 
 from . import _compat
 
@@ -36,8 +37,10 @@ __all__ = list(_WHERE)
 
 
 def __getattr__(name):
-    """Load a public name from its module the first time it is asked for."""
+    """Load a public name (or a submodule, e.g. d2lrnn.data) the first time it is asked for."""
     if name not in _WHERE:
+        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f".{name}", __name__)
         raise AttributeError(f"module 'd2lrnn' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
     globals()[name] = value

@@ -5,12 +5,12 @@ it: if the command wants other settings than the environment has, the process re
 (os.execv) with these variables set:
 
 * OMP_NUM_THREADS: `--threads N`, or with `--threads auto` (the default) every CPU for the fused
-  `gluon-*` models (about 1.7x faster on 2 cores than MXNet's own default of half the CPUs); the other
-  models keep MXNet's default.
-* OMP_WAIT_POLICY=PASSIVE (unless set): idle OpenMP threads sleep instead of spinning, so a machine
-  that is busy with something else does not slow to a crawl.
+  `gluon-*` models (faster on an idle 2-core machine than MXNet's own default of half the CPUs); the
+  other models keep MXNet's default, which is fastest for their many small operators.
 
-OMP_NUM_THREADS or MXNET_OMP_MAX_THREADS set by the user always wins. The stop signals (SIGINT,
+OMP_NUM_THREADS or MXNET_OMP_MAX_THREADS set by the user always wins. OMP_WAIT_POLICY is left to the
+user: PASSIVE (idle threads sleep at once) halves the speed of two threads on an idle machine here, and
+only helps on a machine busy with other work, where OMP_NUM_THREADS=1 is better still. The stop signals (SIGINT,
 SIGTERM, SIGHUP) are handled from here on, so one that arrives while MXNet loads is not lost.
 """
 import os
@@ -47,8 +47,7 @@ def wanted_threads(argv, environ):
         return None  # the command line reports the bad value
     if wanted is None or wanted == max(1, cpus // 2):  # MXNet's own default already
         return None
-    wait = environ.get("OMP_WAIT_POLICY", "PASSIVE")
-    return {**environ, "OMP_NUM_THREADS": str(wanted), "OMP_WAIT_POLICY": wait}
+    return {**environ, "OMP_NUM_THREADS": str(wanted)}
 
 
 def run():

@@ -229,6 +229,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # a subprocess
 def test_numpy_switch_interplay():
     """What the notebook tells the student: importing d2l leaves the switch off; the book's loader needs it
     on, d2lrnn's Gluon model needs it off, and d2lrnn's scratch functions give the same numbers either way."""
@@ -290,14 +291,13 @@ def test_notebook_runs(kernel, tmp_path, corpus_dir):
     assert all(not c.get("outputs") for c in nb.cells
                if c.cell_type == "code"), "store the notebook without outputs"
     nb.cells.append(nbformat.v4.new_code_cell(
-        "import matplotlib.pyplot as plt\nprint('FIGURES', len(plt.get_fignums()))\n"
         "print('RESULT', book_start, our_start, trainer.held_out[-1], our_held_out[-1], board_val)"))
     start = time.time()
     NotebookClient(nb, kernel_name=kernel, timeout=600,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     print(f"{NOTEBOOK.name} (fast mode): {time.time() - start:.1f} s")
     printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
-    assert int(printed.split("FIGURES")[1].split()[0]) >= 1
+    assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))  # a figure
     book_start, our_start, book_end, our_end, board_val = map(float, printed.split("RESULT")[1].split())
     for value in (book_end, our_end, board_val):
         assert math.isfinite(value) and value < VOCAB

@@ -200,7 +200,7 @@ def test_thread_settings_chosen_before_mxnet_loads(argv, environ, expected, monk
         assert env is None
     else:
         assert env["OMP_NUM_THREADS"] == ("4" if expected == "all" else expected)
-        assert env["OMP_WAIT_POLICY"] == "PASSIVE"
+        assert "OMP_WAIT_POLICY" not in env  # left to the user (PASSIVE halves two threads' speed here)
 
 
 @pytest.mark.slow
@@ -211,9 +211,10 @@ def test_the_program_restarts_with_the_threads_it_wants(tmp_path, text_file):
                            "--text", str(text_file), "--out", str(tmp_path / "t"), *FAST],
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "with 3 OpenMP threads (OMP_WAIT_POLICY=PASSIVE)" in proc.stderr
+    assert "with 3 OpenMP threads" in proc.stderr and "OMP_WAIT_POLICY" not in proc.stderr
 
 
+@pytest.mark.slow  # a subprocess
 def test_module_entry_point_exits_nonzero_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "d2lrnn", "train", "--text", str(tmp_path / "missing.txt")],
                           capture_output=True, text=True, env=os.environ.copy())

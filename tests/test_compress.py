@@ -223,6 +223,7 @@ def test_a_better_model_compresses_better(trained):
     assert payload(model) < 0.85 * payload(untrained)
 
 
+@pytest.mark.slow  # a subprocess
 def test_decoding_does_not_depend_on_blas_threads(trained, tmp_path):
     """Compressed here (numpy's BLAS on its usual threads), decompressed by another process told to use one
     thread: the same probabilities, because the coder pins BLAS to one thread either way."""

@@ -444,6 +444,7 @@ def test_a_second_signal_during_a_save_lets_the_save_finish(tmp_path, book, caps
     assert finite(load_checkpoint(out, mx.cpu())) and not leftovers(out)
 
 
+@pytest.mark.slow  # a subprocess
 def test_module_runs_without_mxnet_until_needed():
     """`import d2lrnn` and the colab module load nothing heavy (so the CLI can handle signals early)."""
     code = ("import sys, d2lrnn, d2lrnn.colab, d2lrnn.signals; "
