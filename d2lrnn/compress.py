@@ -316,7 +316,7 @@ def _numpy_openblas():
 
 
 @contextlib.contextmanager
-def _one_blas_thread():
+def one_blas_thread():
     """Run numpy's matrix products on one thread; yields which BLAS that is (for messages).
 
     OpenBLAS sums a product in another order on one thread than on two (OPENBLAS_NUM_THREADS), so a
@@ -507,7 +507,7 @@ def cross_entropy_bits(model, text, *, char_to_idx, ctx, lanes=None, quantised=F
     _, symbols, _ = _text_symbols(text, char_to_idx)
     escape, (starts, lengths) = len(char_to_idx), _pieces(len(text), lanes)
     bits = 0.0
-    with _one_blas_thread():
+    with one_blas_thread():
         run = _Lanes(_net(model, ctx), lanes, _start_token(char_to_idx), escape)
         for t in range(int(lengths[0])):
             active = int((lengths > t).sum())
@@ -536,7 +536,7 @@ def compress(text, model, *, char_to_idx, ctx, lanes=None):
     escape, (starts, lengths) = len(idx_to_char), _pieces(n, lanes)
     encoder = constriction.stream.queue.RangeEncoder()
     family = constriction.stream.model.Categorical(perfect=False)
-    with _one_blas_thread():
+    with one_blas_thread():
         net = _net(model, ctx)
         probe = _probe(net, lanes, escape)
         run = _Lanes(net, lanes, _start_token(char_to_idx), escape)
@@ -634,7 +634,7 @@ def decompress(data, model, *, idx_to_char, ctx):
     n, lanes, escape = header["chars"], header["lanes"], len(idx_to_char)
     vocab_points = _vocab_points(idx_to_char)
     text = ""
-    with _one_blas_thread() as blas:
+    with one_blas_thread() as blas:
         net = _net(model, ctx)
         if header["arithmetic"] != net.arithmetic:
             raise CompressError(f"this file was coded with {ARITHMETIC[header['arithmetic']]}, but here the "
