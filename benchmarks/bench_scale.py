@@ -198,17 +198,6 @@ def speed(args):
     print("\nwhat `d2lrnn train --model` runs: " + "; ".join(PICKS.values()))
 
 
-MAIN_JOB = """\
-import resource, runpy, sys
-sys.argv = ["d2lrnn", "train", *sys.argv[1:]]
-try:
-    runpy.run_module("d2lrnn", run_name="__main__")
-except SystemExit as end:
-    assert not end.code, end.code
-print("RESULT", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-"""
-
-
 def main_job_peak_mb(label, impl, chars, folder):
     """Peak RSS (MB) of `d2lrnn train` (read, split, one epoch, score, save) on `chars` characters."""
     import d2lrnn
@@ -222,13 +211,11 @@ def main_job_peak_mb(label, impl, chars, folder):
     args = ["--text", path, "--preprocess", "raw", "--val-fraction", "0.1", "--model", name,
             "--layers", str(layers), "--hidden", str(HIDDEN), "--steps", str(STEPS),
             "--batch-size", str(BATCH), "--epochs", "1", "--out", os.path.join(folder, f"run-{name}-{chars}")]
-    threads = str(os.cpu_count() or 1) if impl == "fused" else "1"  # what `train` would choose, set ahead
-    proc = subprocess.run([sys.executable, "-c", MAIN_JOB, *args], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": threads})  # (so it need not restart itself)
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if line is None:
-        sys.exit(f"{label} {impl} failed:\n{proc.stderr[-3000:]}")
-    return int(line.split()[1]) / 1024
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
+    from helpers import main_job_peak_kb
+
+    threads = (os.cpu_count() or 1) if impl == "fused" else 1  # what `train` would choose for this model
+    return main_job_peak_kb(args, threads=threads) / 1024
 
 
 def memory(args):

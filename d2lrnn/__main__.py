@@ -10,8 +10,8 @@ it: if the command wants other settings than the environment has, the process re
 
 OMP_NUM_THREADS or MXNET_OMP_MAX_THREADS set by the user always wins. OMP_WAIT_POLICY is left to the
 user: PASSIVE (idle threads sleep at once) halves the speed of two threads on an idle machine here, and
-only helps on a machine busy with other work, where OMP_NUM_THREADS=1 is better still. The stop signals (SIGINT,
-SIGTERM, SIGHUP) are handled from here on, so one that arrives while MXNet loads is not lost.
+only helps on a machine busy with other work, where OMP_NUM_THREADS=1 is better still. The stop signals
+(SIGINT, SIGTERM, SIGHUP) are handled from here on, so one that arrives while MXNet loads is not lost.
 """
 import os
 import re

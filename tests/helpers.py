@@ -5,6 +5,8 @@ Fixtures are in conftest.py; this module holds plain names, so a benchmark can i
 (`sys.path.insert(0, "tests")`).
 """
 import contextlib
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -163,3 +165,24 @@ def assert_all_on(ctx, arrays, what="arrays"):
     arrays = list(arrays)
     wrong = [(i, a.context) for i, a in enumerate(arrays) if a.context != ctx]
     assert arrays and not wrong, f"{what} not on {ctx}: {wrong[:10]}"
+
+
+_MAIN_JOB = """\
+import resource, runpy, sys
+sys.argv = ["d2lrnn", "train", *sys.argv[1:]]
+try:
+    runpy.run_module("d2lrnn", run_name="__main__")
+except SystemExit as end:
+    assert not end.code, end.code
+print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def main_job_peak_kb(args, threads=1):
+    """Peak RSS (kB) of `python -m d2lrnn train ARGS` in a fresh process (OMP_NUM_THREADS set ahead, so that
+    the command need not restart itself to set it)."""
+    out = subprocess.run([sys.executable, "-c", _MAIN_JOB, *args], capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    if out.returncode:
+        raise RuntimeError(f"d2lrnn train {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    return int(next(x for x in out.stdout.splitlines() if x.startswith("PEAK ")).split()[1])

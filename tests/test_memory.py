@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from helpers import main_job_peak_kb
+
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sys.platform.startswith("linux"),
                                                    reason="ru_maxrss in kB is Linux's")]
 
@@ -47,38 +49,23 @@ def test_peak_memory_is_flat_in_epoch_length(shakespeare, name):
     assert large <= 1.10 * small, f"peak RSS grew from {small // 1024} MB to {large // 1024} MB"
 
 
-if __name__ == "__main__":
-    one_epoch(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
 
-
-MAIN_JOB = """\
-import resource, runpy, sys
-sys.argv = ["d2lrnn", "train", *sys.argv[1:]]
-try:
-    runpy.run_module("d2lrnn", run_name="__main__")
-except SystemExit as end:
-    assert not end.code, end.code
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-"""
-
-
-def main_job_peak_kb(chars, shakespeare, tmp_path):
+def main_job_peak(chars, shakespeare, tmp_path):
     """Peak RSS (kB) of the whole main job on `chars` characters: read, split, train an epoch, score, save."""
-    text = (shakespeare.read_text(encoding="utf-8") * 4)[:chars]
     path = tmp_path / f"text{chars}.txt"
-    path.write_text(text, encoding="utf-8")
-    args = ["--text", str(path), "--preprocess", "raw", "--val-fraction", "0.1", "--model", "rnn-bptt",
-            "--hidden", "32", "--steps", "35", "--batch-size", "32", "--epochs", "1", "--lr", "1",
-            "--out", str(tmp_path / f"run{chars}")]
-    out = subprocess.run([sys.executable, "-c", MAIN_JOB, *args], capture_output=True, text=True,
-                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
-    assert out.returncode == 0, out.stderr
-    return int(out.stdout.strip().splitlines()[-1])
+    path.write_text((shakespeare.read_text(encoding="utf-8") * 4)[:chars], encoding="utf-8")
+    return main_job_peak_kb(["--text", str(path), "--preprocess", "raw", "--val-fraction", "0.1",
+                             "--model", "rnn-bptt", "--hidden", "32", "--steps", "35", "--batch-size", "32",
+                             "--epochs", "1", "--lr", "1", "--out", str(tmp_path / f"run{chars}")])
 
 
 def test_the_main_job_needs_at_most_ten_bytes_a_character(shakespeare, tmp_path):
     """The corpus costs 4 bytes a character (int32 indices); reading, splitting and iterating add no copy
     of the text that lives on: from N to 4N characters the peak grows by at most 10 bytes a character."""
-    small, large = (main_job_peak_kb(n, shakespeare, tmp_path) for n in (400_000, 1_600_000))
+    small, large = (main_job_peak(n, shakespeare, tmp_path) for n in (400_000, 1_600_000))
     per_char = (large - small) * 1024 / 1_200_000
     assert per_char <= 10, f"peak RSS grew by {per_char:.1f} bytes a character ({small} kB -> {large} kB)"
+
+
+if __name__ == "__main__":
+    one_epoch(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
