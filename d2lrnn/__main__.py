@@ -2,7 +2,7 @@
 
 MXNet reads its OpenMP settings once, when it loads, so they are chosen here, before anything imports
 it: if the command wants other settings than the environment has, the process restarts itself once
-(os.execv) with these variables set:
+(os.execve) with these variables set:
 
 * OMP_NUM_THREADS: `--threads N`, or with `--threads auto` (the default) every CPU for the fused
   `gluon-*` models (faster on an idle 2-core machine than MXNet's own default of half the CPUs); the
