@@ -218,10 +218,10 @@ def save_checkpoint(directory, model, idx_to_char, *, config=None, history=None,
 def find_checkpoint(directory, prefer_best=False):
     """The checkpoint folder for `directory`: itself, or a run folder's `checkpoint/` (its `best/` first when
     prefer_best), or one that a crash in the middle of a save left as `.<name>-old`."""
-    directory = Path(directory)
+    directory = Path(os.path.abspath(directory))  # '.' and '..' named: '.', '/' have no name to look beside
     inside = ["best", "checkpoint"] if prefer_best else ["checkpoint"]
     for candidate in [directory] + [directory / name for name in inside]:
-        for folder in (candidate, _old(candidate)):
+        for folder in (candidate, _old(candidate)) if candidate.name else (candidate,):
             if (folder / MANIFEST_FILE).is_file() or (folder / CONFIG_FILE).is_file():
                 return folder
     raise CheckpointError(f"no checkpoint in {quoted(directory)}: expected {MANIFEST_FILE} and the files it "
@@ -268,10 +268,14 @@ def verify(folder):
 def _load_arrays(path):
     """nd.load with a one-line error for a file MXNet cannot read."""
     try:
-        return nd.load(str(path))
+        arrays = nd.load(str(path))
     except MXNetError as err:
         raise CheckpointError(f"{quoted(path)} cannot be read by MXNet ({_reason(err)}); train "
                               "again") from None
+    if not isinstance(arrays, dict):
+        raise CheckpointError(f"{quoted(path)} holds unnamed arrays, not the named ones d2lrnn saves; train "
+                              "again")
+    return arrays
 
 
 def _number(value, low=0.0):
@@ -356,7 +360,7 @@ def load_checkpoint(directory, ctx, prefer_best=False):
         a[:] = saved[n].as_in_context(ctx)
     try:
         history = History.from_csv(folder / HISTORY_FILE) if (folder / HISTORY_FILE).is_file() else History()
-    except (ValueError, KeyError, TypeError, csv.Error) as err:  # UnicodeDecodeError is a ValueError
+    except (ValueError, KeyError, TypeError, OverflowError, csv.Error) as err:  # (UnicodeDecodeError too)
         raise CheckpointError(f"{quoted(folder / HISTORY_FILE)} is damaged ({type(err).__name__}: {err}); "
                               "train again") from None
     opt = _load_arrays(folder / OPTIMIZER_FILE) if (folder / OPTIMIZER_FILE).is_file() else {}

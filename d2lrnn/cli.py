@@ -15,7 +15,7 @@ from pathlib import Path
 from . import compress as cz
 from .checkpoint import atomic_write, load_checkpoint
 from .config import MAX_SEED, TrainConfig, config_fields
-from .data import CORPORA, PREPROCESS, encode, preprocess
+from .data import CORPORA, PREPROCESS, UNK, encode, preprocess
 from .generation import check_sampling_args, generate
 from .job import main_job, resolve_ctx
 from .registry import MODELS
@@ -30,6 +30,23 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+MAX_NAME_BYTES = 200  # a file or folder name; saves add a temporary suffix, and most file systems stop at 255
+
+
+def path_arg(value):
+    """A file or folder argument: not empty, valid UTF-8 (MXNet passes paths on as UTF-8), short names."""
+    if not value:
+        raise argparse.ArgumentTypeError("an empty path: give a file or folder name")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{quoted(value)} is not valid UTF-8: rename it") from None
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in Path(value).parts):
+        raise argparse.ArgumentTypeError(f"{quoted(value)} has a name over {MAX_NAME_BYTES} bytes: "
+                                         "shorten it")
+    return value
 
 
 def _in_range(name, value, low, high):
@@ -78,10 +95,14 @@ def evaluate_command(args):
     if split == "val" and not source.holds_out:
         raise UserError(f"{quoted(ckpt.folder)} was trained without held-out text: give --text or --corpus "
                         "to score a text, or --split train")
+    if source.text and not Path(source.text).exists():
+        raise UserError(f"text file not found: {quoted(source.text)}" + ("" if args.text else (
+            " (the text the checkpoint was trained on, as it was named then): give it with --text")))
     try:
         text = source.part(split)
     except ValueError as err:
-        raise UserError(f"this text does not have the checkpoint's split ({err}); use --split all") from None
+        hint = "; use --split all" if split != "all" else ""
+        raise UserError(f"cannot score the {split} part of this text ({err}){hint}") from None
     indices, missing = encode(text, ckpt.char_to_idx, source.token)
     if len(indices) < 2:
         raise UserError(f"the text has {len(indices)} {source.token}s in the vocabulary; scoring needs at "
@@ -93,7 +114,8 @@ def evaluate_command(args):
     shown = f"{ppl:.3f} ({bits:.2f} bits/{source.token})" if bits is not None else f"{ppl}"
     print(f"{source.name} ({split}, {len(indices):,} {source.token}s): perplexity {shown}")
     if missing:
-        print(f"{sum(missing.values())} {source.token}s outside the model's vocabulary were left out "
+        fate = "scored as <unk>" if UNK in ckpt.char_to_idx else "left out"
+        print(f"{sum(missing.values())} {source.token}s outside the model's vocabulary were {fate} "
               f"({', '.join(repr(t) for t, _ in missing.most_common(5))})")
     if args.json:
         print(json.dumps(report))
@@ -197,7 +219,7 @@ def _train_parser(sub):
     g = t.add_argument_group("data")
     g.add_argument("--corpus", choices=list(CORPORA), default=d.corpus, help="built-in text (default "
                                                                              "%(default)s)")
-    g.add_argument("--text", help="train on this UTF-8 file instead of a built-in corpus")
+    g.add_argument("--text", type=path_arg, help="train on this UTF-8 file instead of a built-in corpus")
     g.add_argument("--preprocess", choices=list(PREPROCESS),
                    help="lecture: lower case, line breaks as spaces (default for timemachine and --text); "
                         "raw: as is (default for tinyshakespeare); letters: homework 8's letters and spaces")
@@ -210,8 +232,8 @@ def _train_parser(sub):
     g.add_argument("--val-fraction", type=float, default=d.val_fraction,
                    help="hold out this fraction at the end of the text (0.1: nanoGPT's split)")
     g = t.add_argument_group("output")
-    g.add_argument("--out", default=d.out, help="output folder (default %(default)s)")
-    g.add_argument("--resume", help="continue training from this run folder or checkpoint")
+    g.add_argument("--out", type=path_arg, default=d.out, help="output folder (default %(default)s)")
+    g.add_argument("--resume", type=path_arg, help="continue training from this run folder or checkpoint")
     g.add_argument("--overwrite", action="store_true", help="replace the model already in --out")
     g.add_argument("--prefix", action="append", help="start of the samples shown while training (repeatable; "
                                                      "default: the text's first word)")
@@ -231,17 +253,18 @@ def build_parser():
     _train_parser(sub)
     checkpoint_help = "a run folder (its best/ if any, else checkpoint/) or a checkpoint folder"
     g = sub.add_parser("generate", help="print text generated by a trained checkpoint")
-    g.add_argument("--checkpoint", required=True, help=checkpoint_help)
+    g.add_argument("--checkpoint", type=path_arg, required=True, help=checkpoint_help)
     g.add_argument("--prefix", required=True)
     g.add_argument("--length", type=int, default=100)
     g.add_argument("--temperature", type=float, help="sample instead of argmax, at this temperature")
     g.add_argument("--top-k", type=int, help="sample among the k most likely tokens only")
     g.add_argument("--seed", type=int, help="seed for sampling")
     e = sub.add_parser("evaluate", help="perplexity of a checkpoint on a text, without training")
-    e.add_argument("--checkpoint", required=True, help=checkpoint_help)
+    e.add_argument("--checkpoint", type=path_arg, required=True, help=checkpoint_help)
     e.add_argument("--last", action="store_true", help="score checkpoint/ even when the run has a best/")
     which = e.add_mutually_exclusive_group()
-    which.add_argument("--text", help="score this UTF-8 file (preprocessed like the training text)")
+    which.add_argument("--text", type=path_arg,
+                       help="score this UTF-8 file (preprocessed like the training text)")
     which.add_argument("--corpus", choices=list(CORPORA), help="score this built-in corpus")
     e.add_argument("--split", choices=["val", "train", "all"], default="val",
                    help="the checkpoint's held-out part (default), its training part, or the whole text")
@@ -254,9 +277,9 @@ def build_parser():
     for name, what in (("compress", "compress a UTF-8 text with a checkpoint's model (range coding)"),
                        ("decompress", "restore a text written by compress, with the same checkpoint")):
         c = sub.add_parser(name, help=what)
-        c.add_argument("--checkpoint", required=True, help=checkpoint_help)
-        c.add_argument("input")
-        c.add_argument("output")
+        c.add_argument("--checkpoint", type=path_arg, required=True, help=checkpoint_help)
+        c.add_argument("input", type=path_arg)
+        c.add_argument("output", type=path_arg)
         c.add_argument("--force", action="store_true", help="replace the output file if it exists")
         if name == "compress":
             c.add_argument("--lanes", type=int, help="pieces of the text coded side by side (default: chosen "

@@ -83,6 +83,7 @@ CHOICES = {"model": tuple(MODELS), "optimizer": tuple(OPTIMIZERS), "sampling": (
            "preprocess": tuple(PREPROCESS), "lr_schedule": ("constant", "cosine")}
 NONE_ALLOWED = {"epochs", "minutes", "text", "preprocess", "num_chars", "prefix", "resume", "train_chars"}
 MAX_MINUTES = 10_000_000  # 19 years
+MAX_PREFIXES, MAX_PREFIX_CHARS = 16, 4096  # samples while training; they are saved in config.json
 MACHINE_SETTINGS = ("threads",)  # describe the machine that trained, not the model: not read back from files
 
 
@@ -121,6 +122,10 @@ def validate(cfg, label=flag):
             bad(name, f"a positive number of minutes (at most {MAX_MINUTES:,})")
     if not 0 <= cfg.dropout < 1:
         bad("dropout", "at least 0 and below 1")
+    prefix_chars = sum(map(len, cfg.prefix or []))
+    if cfg.prefix is not None and (len(cfg.prefix) > MAX_PREFIXES or prefix_chars > MAX_PREFIX_CHARS):
+        raise UserError(f"{label('prefix')}: at most {MAX_PREFIXES} prefixes of {MAX_PREFIX_CHARS:,} "
+                        f"characters in all (got {len(cfg.prefix)}, {prefix_chars:,} characters)")
     if not 0 <= cfg.val_fraction < 1:
         bad("val_fraction", "at least 0 and below 1")
     if cfg.val_chars and cfg.val_fraction:

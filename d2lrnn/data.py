@@ -75,7 +75,11 @@ def cache_dir():
 def get_corpus_path(data_dir=None, url=None, corpus="timemachine"):
     """Locate a built-in corpus (argument, $D2LRNN_DATA_DIR, repo data/, cache) or download it."""
     spec = _corpus(corpus)
-    for folder in [data_dir, os.environ.get("D2LRNN_DATA_DIR"), REPO_DATA_DIR, cache_dir()]:
+    named = os.environ.get("D2LRNN_DATA_DIR")
+    if named and not Path(named).is_dir():
+        raise DataError(f"D2LRNN_DATA_DIR={quoted(named)} is not a folder: point it at the folder that holds "
+                        f"{spec.file}, or unset it")
+    for folder in [data_dir, named, REPO_DATA_DIR, cache_dir()]:
         if folder and (Path(folder) / spec.file).is_file():
             return _checked(Path(folder) / spec.file, spec)
     return _download(url or spec.url, spec)

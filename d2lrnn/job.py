@@ -20,10 +20,10 @@ from . import signals
 from .baselines import bits_per_char
 from .checkpoint import CheckpointError, SaveError, load_checkpoint, non_finite
 from .config import MODEL_KEYS, flag, validate
-from .data import DataError, default_prefixes, load_split
+from .data import UNK, DataError, default_prefixes, load_split
 from .generation import generate
 from .optim import make_optimizer
-from .plot import save_perplexity_plot
+from .plot import check_can_draw, save_perplexity_plot
 from .registry import build_model, check_fits
 from .runfolder import RunFolder
 from .training import (
@@ -180,6 +180,7 @@ def prepare(cfg):
                             f"another --out, continue it with --resume {quoted(cfg.out)}, or pass "
                             "--overwrite to replace it")
         folder.check_writable()
+        check_can_draw()
         ctx = resolve_ctx(cfg.ctx)
         set_seed(cfg.seed)
         split, batches = _load_split(cfg)
@@ -296,8 +297,9 @@ def run(job):
         + (f" (OMP_WAIT_POLICY={wait})" if wait else ""))
     if split.skipped:
         shown = ", ".join(repr(t) for t in sorted(split.skipped, key=split.skipped.get, reverse=True)[:5])
+        fate = "scored as <unk>" if UNK in split.char_to_idx else "left out"
         err(f"held-out text: {sum(split.skipped.values())} {cfg.token}s outside the training vocabulary are "
-            f"left out ({shown})")
+            f"{fate} ({shown})")
     preview = Preview(job.prefixes, split.idx_to_char, split.char_to_idx, period=cfg.pred_period,
                       length=cfg.pred_len)
     train(job.model, split.corpus, options, ctx=job.ctx, val_corpus=split.val, history=job.history,

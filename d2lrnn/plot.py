@@ -1,6 +1,8 @@
 """Plots: perplexity curves shared by the notebooks and the command line."""
 import math
 
+from .utils import UserError
+
 
 def _as_dict(histories):
     """Accept one History or a {label: History} mapping."""
@@ -62,6 +64,19 @@ def plot_perplexity(histories, ax=None, title="Perplexity per epoch", logy=True,
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return ax
+
+
+def check_can_draw():
+    """Raise a one-line error now, not after training, when matplotlib cannot draw (e.g. a bad MPLBACKEND)."""
+    import io
+
+    try:
+        from matplotlib.figure import Figure
+
+        Figure(figsize=(1, 1)).savefig(io.BytesIO(), format="png")
+    except Exception as err:  # matplotlib raises ValueError, ImportError, ... depending on what is wrong
+        raise UserError(f"matplotlib cannot draw the perplexity curve ({type(err).__name__}: "
+                        f"{str(err)[:200]}); fix MPLBACKEND or matplotlib first") from None
 
 
 def save_perplexity_plot(history, path, baseline=None, file_format=None):

@@ -7,9 +7,19 @@ writes every new file and folder under a temporary name (a full disk or a missin
 there, and nothing is replaced), then renames them into place.
 """
 import os
+import stat
 from pathlib import Path
 
-from .checkpoint import SaveError, clean_leftovers, fsync, remove, swap_in, write_checkpoint, writing
+from .checkpoint import (
+    MANIFEST_FILE,
+    SaveError,
+    clean_leftovers,
+    fsync,
+    remove,
+    swap_in,
+    write_checkpoint,
+    writing,
+)
 from .utils import UserError, quoted
 
 try:
@@ -37,13 +47,22 @@ class RunFolder:
     def lock(self):
         """Take the folder for this process; a second writer gets an error naming the one that holds it."""
         lock_path = self.path / LOCK_FILE
+        if (self.path / MANIFEST_FILE).exists():
+            raise UserError(f"--out {quoted(self.path)} is a checkpoint folder (it holds {MANIFEST_FILE}): "
+                            "give --out the run folder around it, or another folder")
         self._created = [p for p in [self.path, *self.path.parents] if not p.exists()]
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as err:
+            if lock_path.is_symlink() or lock_path.is_dir():
+                raise UserError(f"{quoted(lock_path)} is not a lock file d2lrnn made: remove it or choose "
+                                "another --out") from None
             raise UserError(f"--out {quoted(self.path)}: cannot write there ({err.strerror or err}); choose "
                             "a folder you can write to") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UserError(f"{quoted(lock_path)} is not a regular file: remove it or choose another --out")
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -85,6 +104,11 @@ class RunFolder:
                 raise UserError(f"{quoted(path)} is {what}, not a checkpoint folder d2lrnn wrote: move it "
                                 "away or choose another --out")
             clean_leftovers(path)
+        for name in FILES:
+            path = self.path / name
+            if path.exists() and not path.is_file():
+                raise UserError(f"{quoted(path)} is not a file (a folder or a device?): d2lrnn writes its "
+                                f"{name} there; move it away or choose another --out")
         for stale in [*self.path.glob(".*.tmp-*"), *self.path.glob(".write-test-*")]:
             remove(stale)
         probe = self.path / f".write-test-{os.getpid()}"

@@ -27,6 +27,7 @@ class _State:
     requested = None    # the first stop signal received, or None
     saving = False      # a save is under way: let it finish
     installed = False   # for the whole process (python -m d2lrnn)
+    loaded = False      # the heavy imports are done (see _stop_now)
 
 
 def _handle(signum, frame):
@@ -43,11 +44,27 @@ def _handle(signum, frame):
     raise StopNow(signum)
 
 
-def install():
-    """Handle the stop signals for the rest of the process (the command line calls this first)."""
+def _stop_now(signum, frame):
+    if not _State.loaded:  # an exception inside an import could be swallowed there: stop once it is done
+        _State.requested = _State.requested or signum
+        return
+    raise StopNow(signum)
+
+
+def loaded():
+    """MXNet and the command line are imported: a stop signal that came meanwhile stops now."""
+    _State.loaded = True
+    if _State.requested is not None and signal.getsignal(signal.SIGINT) is _stop_now:
+        raise StopNow(_State.requested)
+
+
+def install(at_once=False):
+    """Handle the stop signals for the rest of the process (the command line calls this first).
+
+    at_once: for commands with nothing to save (generate, evaluate, compress), the first signal stops."""
     if threading.current_thread() is threading.main_thread():
         for signum in STOP_SIGNALS:
-            signal.signal(signum, _handle)
+            signal.signal(signum, _stop_now if at_once else _handle)
         _State.installed = True
 
 

@@ -19,6 +19,7 @@ from .model import ScratchModel, call_get_params
 from .optim import grad_clipping, make_optimizer
 from .utils import UserError
 
+MAX_EPOCH = 2 ** 31  # a history.csv row beyond this (or not finite) is not one d2lrnn wrote
 LAG = 4  # default: minibatches Python may run ahead of MXNet before it waits (bounds the engine's queue)
 
 
@@ -87,11 +88,15 @@ class History:
             rows = list(csv.DictReader(f))
         h = cls()
         for r in rows:
-            epoch = float(r["epoch"])
+            epoch, ppl, seconds = float(r["epoch"]), float(r["perplexity"]), float(r["seconds"])
+            val = float(r["val_perplexity"]) if r.get("val_perplexity") else None
+            if not (0 < epoch <= MAX_EPOCH and 0 < ppl < math.inf and 0 <= seconds < math.inf
+                    and (val is None or 0 < val < math.inf)):
+                raise ValueError(f"row {len(h.epoch) + 1} is out of range: {dict(r)}")
             h.epoch.append(int(epoch) if epoch == int(epoch) else epoch)
-            h.perplexity.append(float(r["perplexity"]))
-            h.seconds.append(float(r["seconds"]))
-            h.val_perplexity.append(float(r["val_perplexity"]) if r.get("val_perplexity") else None)
+            h.perplexity.append(ppl)
+            h.seconds.append(seconds)
+            h.val_perplexity.append(val)
         return h
 
 

@@ -69,5 +69,6 @@ def set_seed(seed):
 
 
 def quoted(path):
-    """A path for a one-line message: in double quotes, with newlines and other control characters escaped."""
-    return json.dumps(str(path), ensure_ascii=False)
+    """A path for a one-line message: in double quotes, with newlines and other control characters escaped
+    (and bytes that are not UTF-8, which Python holds as lone surrogates, as \\xNN)."""
+    return json.dumps(str(path), ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")

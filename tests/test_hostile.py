@@ -24,6 +24,7 @@ from clitools import (
     FAILED,
     HUNG_UP,
     INTERRUPTED,
+    ROOT,
     TERMINATED,
     TINY,
     Run,
@@ -451,3 +452,183 @@ def test_module_runs_without_mxnet_until_needed():
             "print('mxnet' in sys.modules, 'numpy' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.split() == ["False", "False"], proc.stderr
+
+
+# --- a second hostile pass: paths, the environment, things in the way, untrusted rows -------------------
+
+def test_dot_and_root_name_checkpoints_without_a_traceback(_trained, capsys, monkeypatch):
+    monkeypatch.chdir(_trained / "checkpoint")
+    assert main(["generate", "--checkpoint", ".", "--prefix", "the", "--length", "5"]) == 0
+    monkeypatch.chdir(_trained)
+    assert main(["evaluate", "--checkpoint", "."]) == 0
+    line, _ = fails(capsys, ["evaluate", "--checkpoint", "/"])
+    assert line.startswith('error: no checkpoint in "/"'), line
+
+
+def test_out_that_is_a_checkpoint_folder_is_refused(_trained, tmp_path, book, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(_trained, run)
+    before = snapshot(run)
+    line, err = fails(capsys, train(book, run / "checkpoint", *HELD, "--epochs", "1", "--resume",
+                                    str(run / "checkpoint")))
+    assert "is a checkpoint folder" in line
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("name", runfolder.FILES)
+def test_a_folder_in_place_of_an_output_file_is_refused_first(_trained, tmp_path, book, capsys, name):
+    run = tmp_path / "run"
+    shutil.copytree(_trained, run)
+    (run / name).unlink()
+    (run / name).mkdir()
+    before = snapshot(run)
+    line, err = fails(capsys, train(book, run, *HELD, "--epochs", "1", "--resume", str(run)))
+    assert f"{q(run / name)} is not a file" in line
+    assert "epoch" not in err and snapshot(run) == before
+
+
+def test_a_symlink_at_the_lock_never_writes_through(tmp_path, book, capsys):
+    out, precious = tmp_path / "run", tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    out.mkdir()
+    (out / ".lock").symlink_to(precious)
+    line, _ = fails(capsys, train(book, out, "--epochs", "1"))
+    assert q(out / ".lock") in line and precious.read_text() == "keep me"
+
+
+def test_matplotlib_that_cannot_draw_is_found_before_training(tmp_path, book, capsys, monkeypatch):
+    import matplotlib.figure
+
+    def broken(*args, **kwargs):
+        raise ValueError("Key backend: 'bogus' is not a valid value for backend")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", broken)
+    line, err = fails(capsys, train(book, tmp_path / "run", "--epochs", "1"))
+    assert "matplotlib cannot draw the perplexity curve" in line and "MPLBACKEND" in line
+    not_trained(err, tmp_path / "run")
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--prefix", "a" * 5000], "4,096 characters"), (["--prefix", "a"] * 17, "at most 16 prefixes"),
+])
+def test_prefixes_are_bounded_so_the_config_stays_readable(tmp_path, book, capsys, extra, needle):
+    line, err = fails(capsys, train(book, tmp_path / "run", "--epochs", "1", *extra))
+    assert "--prefix" in line and needle in line
+    not_trained(err, tmp_path / "run")
+
+
+@pytest.mark.parametrize("option,value,needle", [
+    ("--out", "", "an empty path"), ("--text", "", "an empty path"), ("--resume", "", "an empty path"),
+    ("--out", "run\udcff", "not valid UTF-8"), ("--out", "o" * 300, "over 200 bytes"),
+    ("--text", "t" * 300, "over 200 bytes"),
+])
+def test_paths_that_cannot_work_are_refused_first(tmp_path, book, capsys, monkeypatch, option, value, needle):
+    monkeypatch.chdir(tmp_path)
+    argv = train(book, tmp_path / "run", "--epochs", "1") + [option, value]  # the last one given wins
+    line, _ = fails(capsys, argv)
+    assert f"argument {option}" in line and needle in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["book.txt"]
+
+
+def test_checkpoint_paths_that_cannot_work_are_refused(capsys):
+    for argv in (["generate", "--checkpoint", "c" * 300, "--prefix", "a"], ["evaluate", "--checkpoint", ""],
+                 ["compress", "--checkpoint", "x", "in.txt", "o" * 250 + ".cz"]):
+        line, _ = fails(capsys, argv)
+        assert "an empty path" in line or "over 200 bytes" in line, line
+
+
+@pytest.mark.parametrize("row,needle", [
+    ("inf,16.6,0.3,12.4", "out of range"), ("1e300,16.6,0.3,12.4", "out of range"),
+    ("1,nan,0.3,12.4", "out of range"), ("1,16.6,0.3,-1", "out of range"),
+])
+def test_an_edited_history_with_impossible_rows_is_damaged(_trained, tmp_path, capsys, row, needle):
+    run = tmp_path / "run"
+    shutil.copytree(_trained, run)
+    shutil.rmtree(run / "best")
+    (run / "checkpoint" / "history.csv").write_text(f"epoch,perplexity,seconds,val_perplexity\n{row}\n")
+    _edit_config(run / "checkpoint")  # re-hashed, as another tool might
+    line, _ = fails(capsys, ["generate", "--checkpoint", str(run), "--prefix", "the"])
+    assert "history.csv" in line and "damaged" in line and needle in line
+
+
+def test_unnamed_arrays_in_the_params_file_are_refused(_trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(_trained, run)
+    shutil.rmtree(run / "best")
+    params = run / "checkpoint" / "params.nd"
+    mx.nd.save(str(params), list(mx.nd.load(str(params)).values()))
+    _edit_config(run / "checkpoint")
+    line, _ = fails(capsys, ["evaluate", "--checkpoint", str(run)])
+    assert "params.nd" in line and "unnamed arrays" in line
+
+
+def test_environment_settings_that_abort_mxnet_are_named():
+    from d2lrnn.__main__ import environment_problem
+
+    for env in ({"OMP_NUM_THREADS": "abc"}, {"OMP_NUM_THREADS": "4,2"}, {"OMP_NUM_THREADS": "100000"},
+                {"MXNET_OMP_MAX_THREADS": "1.5"}, {"MXNET_CPU_WORKER_NTHREADS": "0"},
+                {"MXNET_ENGINE_TYPE": "Bogus"}, {"MXNET_ENGINE_TYPE": ""}):
+        problem = environment_problem(env)
+        assert problem and problem.startswith(next(iter(env))), (env, problem)
+    for env in ({}, {"OMP_NUM_THREADS": "2"}, {"OMP_NUM_THREADS": ""}, {"OMP_NUM_THREADS": " 1 "},
+                {"MXNET_ENGINE_TYPE": "NaiveEngine"}, {"MXNET_CPU_WORKER_NTHREADS": "1"}):
+        assert environment_problem(env) is None, env
+
+
+@pytest.mark.slow  # subprocesses
+def test_the_command_line_refuses_such_settings_before_mxnet_aborts(tmp_path, book):
+    for env in ({"OMP_NUM_THREADS": "abc"}, {"MXNET_ENGINE_TYPE": "Bogus"}):
+        run = Run(["--help"], tmp_path, **env)
+        status, err = run.end()
+        assert status == 2 and err.startswith(f"error: {next(iter(env))}=") and "terminate" not in err, err
+    run = Run(train(book, tmp_path / "run", "--epochs", "1"), tmp_path, MPLBACKEND="bogus")
+    status, err = run.end()
+    assert status == 2 and "matplotlib cannot draw" in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow  # subprocesses
+def test_commands_that_save_nothing_stop_at_the_first_signal(_trained, tmp_path):
+    pipe = tmp_path / "in.fifo"
+    os.mkfifo(pipe)  # no writer: compress waits for its input until the signal comes
+    compress = ["compress", "--checkpoint", str(_trained), str(pipe), "big.cz"]
+    generate = ["generate", "--checkpoint", str(_trained), "--prefix", "the", "--length", "1000000"]
+    for argv, output in ((compress, tmp_path / "big.cz"), (generate, None)):
+        run = Run(argv, tmp_path)
+        time.sleep(3)
+        run.proc.send_signal(signal.SIGTERM)
+        status, err = run.end()
+        assert status == TERMINATED and "stopped at once by SIGTERM" in err and "Traceback" not in err, err
+        assert output is None or not output.exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+        assert run.proc.returncode == TERMINATED
+
+
+@pytest.mark.slow  # a subprocess
+def test_a_reader_that_leaves_early_is_no_traceback(_trained, tmp_path):
+    argv = ["generate", "--checkpoint", str(_trained), "--prefix", "the", "--length", "2000"]
+    proc = subprocess.Popen([sys.executable, "-m", "d2lrnn", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc.stdout.close()  # the reader is gone before the text comes, as with `| head -c 0`
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and "Traceback" not in err, err
+
+
+def test_evaluate_names_a_training_text_that_is_not_there(tmp_path, capsys, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "book.txt").write_text(BOOK, encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "a")
+    assert main(["train", "--text", "book.txt", "--out", "run", *TINY, *HELD, "--epochs", "1"]) == 0
+    monkeypatch.chdir(tmp_path)  # the relative name no longer finds the text
+    capsys.readouterr()
+    line, _ = fails(capsys, ["evaluate", "--checkpoint", "a/run", "--split", "all"])
+    assert line == ('error: text file not found: "book.txt" (the text the checkpoint was trained on, as it '
+                    'was named then): give it with --text')
+    assert main(["evaluate", "--checkpoint", "a/run", "--text", "a/book.txt", "--split", "all"]) == 0
+
+
+def test_a_data_dir_that_is_not_a_folder_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("D2LRNN_DATA_DIR", str(tmp_path / "book.txt"))
+    (tmp_path / "book.txt").write_text(BOOK)
+    line, _ = fails(capsys, ["train", "--out", str(tmp_path / "run"), *TINY, "--epochs", "1"])
+    assert "D2LRNN_DATA_DIR=" in line and "is not a folder" in line
