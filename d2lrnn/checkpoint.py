@@ -19,6 +19,7 @@ import numpy as np
 from mxnet import nd
 from mxnet.base import MXNetError
 
+from . import signals
 from .config import BIG, from_dict
 from .registry import build_from_config, check_fits
 from .training import History
@@ -117,7 +118,7 @@ def atomic_write(path, write):
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with writing(path):
+        with writing(path), signals.writing_file(tmp):
             write(tmp)
             fsync(tmp)
             os.replace(tmp, path)

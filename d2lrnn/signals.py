@@ -2,10 +2,12 @@
 
 `python -m d2lrnn` installs the handlers before MXNet loads, so a signal during the first seconds is not
 lost: the run then stops before its first minibatch. While a save is under way a signal only says the
-save is finishing; outside a save, a second signal stops at once, without saving (StopNow). This module
-imports nothing heavy.
+save is finishing; outside a save, a second signal stops at once, without saving (StopNow). Commands
+with nothing to save (generate, evaluate, compress, decompress) end at the first signal, removing any
+file they were writing. This module imports nothing heavy.
 """
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -28,6 +30,7 @@ class _State:
     saving = False      # a save is under way: let it finish
     installed = False   # for the whole process (python -m d2lrnn)
     loaded = False      # the heavy imports are done (see _stop_now)
+    writing = set()     # temporary files to remove if the process must end at once
 
 
 def _handle(signum, frame):
@@ -45,17 +48,38 @@ def _handle(signum, frame):
 
 
 def _stop_now(signum, frame):
-    if not _State.loaded:  # an exception inside an import could be swallowed there: stop once it is done
-        _State.requested = _State.requested or signum
-        return
-    raise StopNow(signum)
+    _State.requested = _State.requested or signum
+    if _State.loaded:  # while imports run, wait for them (loaded() stops then)
+        _exit_now(signum)
+
+
+def _exit_now(signum):
+    """Leave at once: remove the files being written, say why, exit with the signal's status.
+
+    An exception raised from a signal handler is not reliable here: MXNet's own code catches everything
+    in places (nd.array turns any exception into a TypeError) and Python drops one raised in __del__."""
+    for path in list(_State.writing):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    print(f"\nerror: stopped at once by {describe(signum)}; nothing was written", file=sys.stderr, flush=True)
+    os._exit(exit_status(signum))
 
 
 def loaded():
     """MXNet and the command line are imported: a stop signal that came meanwhile stops now."""
     _State.loaded = True
     if _State.requested is not None and signal.getsignal(signal.SIGINT) is _stop_now:
-        raise StopNow(_State.requested)
+        _exit_now(_State.requested)
+
+
+@contextlib.contextmanager
+def writing_file(path):
+    """A temporary file being written: removed if a stop signal ends the process at once."""
+    _State.writing.add(str(path))
+    try:
+        yield
+    finally:
+        _State.writing.discard(str(path))
 
 
 def install(at_once=False):
