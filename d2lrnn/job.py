@@ -403,6 +403,7 @@ def main_job(cfg):
     """The main job: prepare, train, save, and say what was written; returns the exit status."""
     with signals.handling():
         job = prepare(cfg)
+        signals.set_exit_note(lambda: _kept(job))
         try:
             if signals.requested() is not None:  # arrived while MXNet loaded or the text was read
                 signum = signals.requested()

@@ -31,6 +31,7 @@ class _State:
     installed = False   # for the whole process (python -m d2lrnn)
     loaded = False      # the heavy imports are done (see _stop_now)
     writing = set()     # temporary files to remove if the process must end at once
+    exit_note = staticmethod(lambda: "nothing was written")  # what is left then, in words
 
 
 def _handle(signum, frame):
@@ -44,7 +45,9 @@ def _handle(signum, frame):
         print(f"\n{name}: stopping after this minibatch and saving (send it again to stop at once, without "
               "saving)", file=sys.stderr, flush=True)
         return
-    raise StopNow(signum)
+    if _State.installed:  # the command line's own process: leave at once (see _exit_now)
+        _exit_now(signum)
+    raise StopNow(signum)  # in a notebook or a test: the caller cleans up
 
 
 def _stop_now(signum, frame):
@@ -61,8 +64,17 @@ def _exit_now(signum):
     for path in list(_State.writing):
         with contextlib.suppress(OSError):
             os.unlink(path)
-    print(f"\nerror: stopped at once by {describe(signum)}; nothing was written", file=sys.stderr, flush=True)
+    try:
+        note = _State.exit_note()
+    except Exception:  # the note is a courtesy; leaving must not fail
+        note = "the last save is kept"
+    print(f"\nerror: stopped at once by {describe(signum)}: {note}", file=sys.stderr, flush=True)
     os._exit(exit_status(signum))
+
+
+def set_exit_note(note):
+    """note() says, when a signal ends the process at once, what is left (e.g. the last save)."""
+    _State.exit_note = note
 
 
 def loaded():

@@ -632,3 +632,21 @@ def test_a_data_dir_that_is_not_a_folder_is_named(tmp_path, capsys, monkeypatch)
     (tmp_path / "book.txt").write_text(BOOK)
     line, _ = fails(capsys, ["train", "--out", str(tmp_path / "run"), *TINY, "--epochs", "1"])
     assert "D2LRNN_DATA_DIR=" in line and "is not a folder" in line
+
+
+@pytest.mark.slow  # a subprocess
+def test_a_second_signal_outside_a_save_ends_training_at_once(tmp_path):
+    book = tmp_path / "book.txt"
+    book.write_text(BOOK * 20, encoding="utf-8")
+    out = tmp_path / "run"
+    slow = ["--hidden", "1024", "--steps", "100", "--batch-size", "32"]  # minibatches of tenths of a second
+    run = Run(["train", "--text", str(book), "--out", str(out), *slow, "--epochs", "1000"], tmp_path)
+    assert run.wait_for(r"^training rnn"), "".join(run.err)
+    time.sleep(1)
+    run.proc.send_signal(signal.SIGINT)
+    assert run.wait_for("stopping after this minibatch"), "".join(run.err)
+    run.proc.send_signal(signal.SIGINT)
+    status, err = run.end()
+    assert status == INTERRUPTED and "Traceback" not in err, err
+    assert "error: stopped at once by Ctrl-C (SIGINT): nothing was saved" in err, err
+    assert not (out / "checkpoint").exists()
