@@ -88,9 +88,6 @@ def run():
 
         signals.loaded()
         status = main()
-    except signals.StopNow as stop:
-        print(f"error: stopped at once by {signals.describe(stop.signum)}", file=sys.stderr)
-        status = signals.exit_status(stop.signum)
     except BrokenPipeError:  # the reader of our output left (`... | head`): nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         status = 128 + 13  # as if killed by SIGPIPE, the shell's convention

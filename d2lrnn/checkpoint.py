@@ -219,7 +219,7 @@ def save_checkpoint(directory, model, idx_to_char, *, config=None, history=None,
 def find_checkpoint(directory, prefer_best=False):
     """The checkpoint folder for `directory`: itself, or a run folder's `checkpoint/` (its `best/` first when
     prefer_best), or one that a crash in the middle of a save left as `.<name>-old`."""
-    directory = Path(os.path.abspath(directory))  # '.' and '..' named: '.', '/' have no name to look beside
+    directory = Path(os.path.abspath(directory))  # so that '.' and '..' have a name to put '.<name>-old' by
     inside = ["best", "checkpoint"] if prefer_best else ["checkpoint"]
     for candidate in [directory] + [directory / name for name in inside]:
         for folder in (candidate, _old(candidate)) if candidate.name else (candidate,):
@@ -361,7 +361,7 @@ def load_checkpoint(directory, ctx, prefer_best=False):
         a[:] = saved[n].as_in_context(ctx)
     try:
         history = History.from_csv(folder / HISTORY_FILE) if (folder / HISTORY_FILE).is_file() else History()
-    except (ValueError, KeyError, TypeError, OverflowError, csv.Error) as err:  # (UnicodeDecodeError too)
+    except (ValueError, KeyError, TypeError, csv.Error) as err:  # UnicodeDecodeError is a ValueError
         raise CheckpointError(f"{quoted(folder / HISTORY_FILE)} is damaged ({type(err).__name__}: {err}); "
                               "train again") from None
     opt = _load_arrays(folder / OPTIMIZER_FILE) if (folder / OPTIMIZER_FILE).is_file() else {}

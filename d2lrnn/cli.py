@@ -15,7 +15,7 @@ from pathlib import Path
 from . import compress as cz
 from .checkpoint import atomic_write, load_checkpoint
 from .config import MAX_SEED, TrainConfig, config_fields
-from .data import CORPORA, PREPROCESS, UNK, encode, preprocess
+from .data import CORPORA, PREPROCESS, encode, preprocess, unknown_fate
 from .generation import check_sampling_args, generate
 from .job import main_job, resolve_ctx
 from .registry import MODELS
@@ -114,8 +114,8 @@ def evaluate_command(args):
     shown = f"{ppl:.3f} ({bits:.2f} bits/{source.token})" if bits is not None else f"{ppl}"
     print(f"{source.name} ({split}, {len(indices):,} {source.token}s): perplexity {shown}")
     if missing:
-        fate = "scored as <unk>" if UNK in ckpt.char_to_idx else "left out"
-        print(f"{sum(missing.values())} {source.token}s outside the model's vocabulary were {fate} "
+        print(f"{sum(missing.values())} {source.token}s outside the model's vocabulary were "
+              f"{unknown_fate(ckpt.char_to_idx)} "
               f"({', '.join(repr(t) for t, _ in missing.most_common(5))})")
     if args.json:
         print(json.dumps(report))

@@ -248,6 +248,11 @@ def encode(text, char_to_idx, token="char"):
     return np.array(kept, dtype=np.int32), missing
 
 
+def unknown_fate(char_to_idx):
+    """What encode() does with tokens outside this vocabulary, in words for a message."""
+    return "scored as <unk>" if UNK in char_to_idx else "left out"
+
+
 def encode_text(text, char_to_idx, token="char", preprocess_style="lecture"):
     """Map held-out text onto a training vocabulary (unknown tokens -> <unk>, else skipped with a warning)."""
     indices, missing = encode(preprocess(text, preprocess_style), char_to_idx, token)

@@ -20,7 +20,7 @@ from . import signals
 from .baselines import bits_per_char
 from .checkpoint import CheckpointError, SaveError, load_checkpoint, non_finite
 from .config import MODEL_KEYS, flag, validate
-from .data import UNK, DataError, default_prefixes, load_split
+from .data import DataError, default_prefixes, load_split, unknown_fate
 from .generation import generate
 from .optim import make_optimizer
 from .plot import check_can_draw, save_perplexity_plot
@@ -297,9 +297,8 @@ def run(job):
         + (f" (OMP_WAIT_POLICY={wait})" if wait else ""))
     if split.skipped:
         shown = ", ".join(repr(t) for t in sorted(split.skipped, key=split.skipped.get, reverse=True)[:5])
-        fate = "scored as <unk>" if UNK in split.char_to_idx else "left out"
         err(f"held-out text: {sum(split.skipped.values())} {cfg.token}s outside the training vocabulary are "
-            f"{fate} ({shown})")
+            f"{unknown_fate(split.char_to_idx)} ({shown})")
     preview = Preview(job.prefixes, split.idx_to_char, split.char_to_idx, period=cfg.pred_period,
                       length=cfg.pred_len)
     train(job.model, split.corpus, options, ctx=job.ctx, val_corpus=split.val, history=job.history,

@@ -126,8 +126,8 @@ class FusedLayer(nn.Block):
 
     def copy_from(self, layer):
         """Take the weights of a gluon.rnn layer of the same kind and size (in the operator's order)."""
-        order = [f"l{k}_{g}"
-                 f"_{t}" for t in ("weight", "bias") for k in range(self.num_layers) for g in ("i2h", "h2h")]
+        order = [f"l{k}_{g}_{t}" for t in ("weight", "bias")
+                 for k in range(self.num_layers) for g in ("i2h", "h2h")]
         self.flat.set_data(nd.concat(*[getattr(layer, name).data().reshape(-1) for name in order], dim=0))
 
     def begin_state(self, batch_size=0, ctx=None, **kwargs):

@@ -29,6 +29,7 @@ class _State:
     requested = None    # the first stop signal received, or None
     saving = False      # a save is under way: let it finish
     installed = False   # for the whole process (python -m d2lrnn)
+    at_once = False     # the first signal ends the process (commands with nothing to save)
     loaded = False      # the heavy imports are done (see _stop_now)
     writing = set()     # temporary files to remove if the process must end at once
     exit_note = staticmethod(lambda: "nothing was written")  # what is left then, in words
@@ -80,7 +81,7 @@ def set_exit_note(note):
 def loaded():
     """MXNet and the command line are imported: a stop signal that came meanwhile stops now."""
     _State.loaded = True
-    if _State.requested is not None and signal.getsignal(signal.SIGINT) is _stop_now:
+    if _State.at_once and _State.requested is not None:
         _exit_now(_State.requested)
 
 
@@ -101,7 +102,7 @@ def install(at_once=False):
     if threading.current_thread() is threading.main_thread():
         for signum in STOP_SIGNALS:
             signal.signal(signum, _stop_now if at_once else _handle)
-        _State.installed = True
+        _State.installed, _State.at_once = True, at_once
 
 
 @contextlib.contextmanager

@@ -276,3 +276,13 @@ def test_default_prefixes_come_from_the_text_unless_given(tmp_path):
     raw = data.TextSource(text=str(path), preprocess="raw")
     assert data.default_prefixes(raw, data.load_split(raw)) == ("Call",)
     assert data.default_prefixes(data.TextSource(), split) == ("traveller", "time traveller")  # the lecture's
+
+
+def test_the_words_for_unknown_tokens_say_what_encode_does():
+    with_unk, without = {d2lrnn.data.UNK: 0, "the": 1}, {"the": 0}
+    indices, missing = d2lrnn.data.encode("the cat", with_unk, "word")
+    assert list(indices) == [1, 0] and missing == {"cat": 1}
+    assert d2lrnn.data.unknown_fate(with_unk) == "scored as <unk>"
+    indices, missing = d2lrnn.data.encode("the cat", without, "word")
+    assert list(indices) == [0] and missing == {"cat": 1}
+    assert d2lrnn.data.unknown_fate(without) == "left out"
